@@ -1,0 +1,111 @@
+"""The ``synth`` command: parse, check the inputs, start a flow, print the outcome.
+
+Every command runs a Prefect flow. Without ``PREFECT_API_URL`` Prefect starts a
+temporary (ephemeral) API for the run, so no server is needed. Errors the user can fix
+print one line and exit with status 1; only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+# Before Prefect is imported: no telemetry, and room for a slow first start on small machines.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from synth.config import load_config  # noqa: E402
+from synth.errors import SynthError  # noqa: E402
+from synth.io.sources import resolve_paths  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Synthetic patient data from real extracts.")
+console = Console(stderr=True)
+
+DEMO_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "synth-pipeline" / "demo"
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="maximum training epochs")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
+) -> None:
+    """Run the whole pipeline on the bundled MIMIC-III demo extract."""
+    from synth.demo.mimic import DEMO_CONFIG, DEMO_DATA_DIR, write_episode_table
+
+    with _user_errors():
+        source = write_episode_table(DEMO_DATA_DIR, DEMO_CACHE / "mimic3_episodes.parquet")
+    _run_generate(source, output, DEMO_CONFIG, rows=None, epochs=epochs, seed=seed, dp_epsilon=None)
+
+
+@app.command()
+def run(
+    source: Annotated[str, typer.Option(help="CSV/Parquet file, folder or glob of the real extract")],
+    output: Annotated[Path, typer.Option(help="output folder")],
+    config: Annotated[Optional[Path], typer.Option(help="YAML config")] = None,
+    rows: Annotated[Optional[int], typer.Option(min=1, help="synthetic rows (default: as many as the extract)")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="maximum training epochs")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
+    dp_epsilon: Annotated[Optional[float], typer.Option(help="DP budget ε > 0 (off if unset)")] = None,
+) -> None:
+    """Train on a real extract, generate synthetic data, evaluate it."""
+    _run_generate(source, output, config, rows=rows, epochs=epochs, seed=seed, dp_epsilon=dp_epsilon)
+
+
+@app.command()
+def sample(
+    model: Annotated[Path, typer.Option(help="model folder from an earlier run (DIR/model)")],
+    rows: Annotated[int, typer.Option(min=1, help="synthetic rows")],
+    output: Annotated[Path, typer.Option(help="output folder")],
+    seed: Annotated[int, typer.Option(help="seed (use a new one for a new month's data)")] = 0,
+) -> None:
+    """Generate new synthetic data from a saved model, without retraining."""
+    from flows.parameters import SampleParameters
+    from flows.sample import sample as sample_flow
+    from synth.models import get_synthesizer
+
+    with _user_errors():
+        get_synthesizer("vae").load(model)  # fail fast, with a clear message, on a bad folder
+        result = sample_flow(SampleParameters(model=str(model), rows=rows, output=str(output), seed=seed))
+    console.print(f"[green]wrote {result['rows']:,} rows to {result['folder']}[/green]")
+
+
+def _run_generate(source, output, config, **overrides) -> None:
+    from flows.generate import generate
+    from flows.parameters import GenerateParameters
+
+    with _user_errors():
+        resolve_paths(source)
+        load_config(config)
+        params = GenerateParameters(
+            source=str(source), output=str(output), config_path=str(config) if config else None, **overrides
+        )
+        metrics = generate(params)
+    console.print(
+        f"[green]done:[/green] {metrics['rows']:,} synthetic rows in {Path(output) / 'synthetic'}; "
+        f"quality {metrics['quality_score']:.3f}; exact copies {metrics['exact_collisions']}; "
+        f"report {Path(output) / 'report.html'}"
+    )
+
+
+class _user_errors:
+    """Turn :class:`SynthError` into one red line and exit status 1."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        if isinstance(error, SynthError):
+            console.print(f"[red]error:[/red] {error}")
+            sys.exit(1)
+        return False
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,18 @@
+"""A new month's data from a saved model: no retraining, no real data read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from flows.parameters import SampleParameters
+from synth.config import SamplingOptions
+from tasks.sample import sample_synthetic
+
+
+@flow(name="sample", description="Generate synthetic data from a saved model.")
+def sample(params: SampleParameters) -> dict:
+    sampling = SamplingOptions(rows=params.rows, chunk_rows=params.chunk_rows)
+    result = sample_synthetic(params.model, str(Path(params.output) / "synthetic"), sampling, params.seed, params.rows)
+    return result.to_dict()

@@ -1,0 +1,70 @@
+"""The model folder: plain files, never a pickle.
+
+::
+
+    model/
+      model.json        which synthesizer, its constructor arguments
+      model.pt          network weights only (``torch.load(weights_only=True)``)
+      config.json       the PipelineConfig the model was trained with
+      schema.json       column kinds and exact Arrow types
+      transformer.json  fitted RDT state (JSON + .npz, rebuilt from an allow-list)
+      transformer.npz
+      segments.json
+      identifiers.json  digit counts for fresh ids
+      privacy.json      epsilon/delta spent, unit, what is and is not covered
+      training.json     epochs, losses, device, rows/s
+      versions.json     library versions, checked on load
+
+A model folder is written atomically: it appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from synth.errors import ModelError
+
+VERSIONS_JSON = "versions.json"
+#: package -> how many leading version parts must match to load a model
+COMPATIBLE_PARTS = {"synth-pipeline": 2, "torch": 1, "rdt": 1, "numpy": 1, "scikit-learn": 1}
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in [*COMPATIBLE_PARTS, "opacus", "pandas", "pyarrow"]:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def check_versions(folder: Path) -> None:
+    """Refuse a model saved by incompatible library versions, saying which and how to fix it."""
+    saved = read_json(folder / VERSIONS_JSON)
+    current = library_versions()
+    problems = []
+    for package, parts in COMPATIBLE_PARTS.items():
+        old, new = saved.get(package), current.get(package)
+        if old is None or new is None or old == "not installed":
+            continue
+        if old.split(".")[:parts] != new.split(".")[:parts]:
+            problems.append(f"{package} {old} (saved) vs {new} (installed)")
+    if problems:
+        raise ModelError(
+            f"{folder} was saved with incompatible library versions: {'; '.join(problems)}. "
+            "Install the saved versions, or retrain the model."
+        )
+
+
+def read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise ModelError(f"{path.parent}: missing {path.name}; is this a model folder?")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc})") from None

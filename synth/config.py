@@ -1,0 +1,181 @@
+"""The pipeline's configuration: one pydantic model, validated at the edge.
+
+A YAML file overrides what is inferred from the data. Everything else in the
+library takes these typed objects, never raw dicts. Unknown keys are errors, so a
+typo never becomes a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from synth.errors import ConfigError
+
+
+class ColumnKind(str, Enum):
+    """What a column means, which decides how it is modelled."""
+
+    NUMERICAL = "numerical"
+    CATEGORICAL = "categorical"
+    DATETIME = "datetime"
+    BOOLEAN = "boolean"
+    IDENTIFIER = "identifier"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnOverride(_Strict):
+    """What the user says about one column; unset fields are inferred."""
+
+    kind: ColumnKind | None = None
+    datetime_format: str | None = Field(
+        default=None, description="strptime format for text datetimes in CSV sources"
+    )
+
+
+class SourceOptions(_Strict):
+    """How to read the extract."""
+
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    na_values: list[str] = Field(default_factory=list, description="extra CSV strings read as missing")
+    separator: str = ","
+    encoding: Literal["utf8", "utf8-lossy"] = "utf8"
+
+
+class TransformOptions(_Strict):
+    """RDT set-up: mode-specific normalisation and the bounded fit sample."""
+
+    max_clusters: Annotated[int, Field(ge=1, le=50)] = 10
+    weight_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.005
+    fit_sample_rows: Annotated[int, Field(ge=100)] = 50_000
+    max_categories: Annotated[int, Field(ge=2)] = 1_000
+
+
+class ModelOptions(_Strict):
+    """The mixed-type VAE and its training loop."""
+
+    name: Literal["vae"] = "vae"
+    latent_dim: Annotated[int, Field(ge=1)] = 32
+    hidden_dims: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [256, 256])
+    epochs: Annotated[int, Field(ge=1)] = 100
+    batch_size: Annotated[int, Field(ge=2)] = 512
+    learning_rate: Annotated[float, Field(gt=0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-5
+    validation_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.1
+    patience: Annotated[int, Field(ge=1)] = 15
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class PrivacyOptions(_Strict):
+    """Differential privacy through Opacus (off unless ``epsilon`` is set)."""
+
+    epsilon: Annotated[float, Field(gt=0)] | None = None
+    delta: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        default=None, description="defaults to 1/n, n the number of privacy units"
+    )
+    max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
+    accountant: Literal["prv", "rdp", "gdp"] = "prv"
+
+    @property
+    def enabled(self) -> bool:
+        return self.epsilon is not None
+
+
+class SamplingOptions(_Strict):
+    """Chunked generation straight to Parquet parts."""
+
+    rows: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="rows to generate; defaults to the extract's row count"
+    )
+    chunk_rows: Annotated[int, Field(ge=1)] = 100_000
+
+
+class EvaluationOptions(_Strict):
+    """First evaluation of the synthetic data."""
+
+    sample_rows: Annotated[int, Field(ge=100)] = 20_000
+
+
+class PipelineConfig(_Strict):
+    """Everything a run needs besides the source path and the output folder."""
+
+    seed: int = 0
+    source: SourceOptions = Field(default_factory=SourceOptions)
+    entity_key: str | None = None
+    columns: dict[str, ColumnOverride] = Field(default_factory=dict)
+    drop: list[str] = Field(default_factory=list)
+    transforms: TransformOptions = Field(default_factory=TransformOptions)
+    model: ModelOptions = Field(default_factory=ModelOptions)
+    privacy: PrivacyOptions = Field(default_factory=PrivacyOptions)
+    sampling: SamplingOptions = Field(default_factory=SamplingOptions)
+    evaluation: EvaluationOptions = Field(default_factory=EvaluationOptions)
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _shorthand_kinds(cls, value: Any) -> Any:
+        # `columns: {age: numerical}` is shorthand for `columns: {age: {kind: numerical}}`.
+        if isinstance(value, dict):
+            return {k: ({"kind": v} if isinstance(v, str) else v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _no_column_both_dropped_and_typed(self) -> PipelineConfig:
+        clash = sorted(set(self.drop) & set(self.columns))
+        if clash:
+            raise ValueError(f"columns {clash} are both dropped and given a kind; keep one")
+        if self.entity_key is not None and self.entity_key in self.drop:
+            raise ValueError(f"entity_key {self.entity_key!r} is also listed under drop")
+        return self
+
+    def with_overrides(self, **sections: dict[str, Any]) -> PipelineConfig:
+        """A copy with some section fields replaced, validated again (e.g. CLI flags)."""
+        data = self.model_dump(mode="json")
+        for section, fields in sections.items():
+            clean = {k: v for k, v in fields.items() if v is not None}
+            if isinstance(data.get(section), dict):
+                data[section].update(clean)
+            elif clean:
+                data[section] = clean
+        return parse_config(data, origin="command-line flags")
+
+
+def parse_config(data: dict[str, Any] | None, origin: str = "config") -> PipelineConfig:
+    """Validate a config mapping, turning pydantic's report into one readable error."""
+    try:
+        return PipelineConfig.model_validate(data or {})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None
+
+
+def load_config(path: str | Path | None) -> PipelineConfig:
+    """Read and validate a YAML config; ``None`` gives the defaults."""
+    if path is None:
+        return PipelineConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings, got {type(data).__name__}")
+    return parse_config(data, origin=str(path))
+
+
+def _describe(exc: ValidationError, origin: str) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown setting")
+        else:
+            lines.append(f"{where}: {err['msg']}")
+    return f"{origin}: " + "; ".join(lines)

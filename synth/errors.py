@@ -1,0 +1,32 @@
+"""One family of exceptions that speak to the user.
+
+Every error a user can cause (a bad path, a bad config, data that does not fit the
+schema) is a :class:`SynthError`. The CLI turns these into one clear line and a
+non-zero exit; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class SynthError(Exception):
+    """Base class for errors the user can act on."""
+
+
+class SourceError(SynthError):
+    """The extract cannot be read: missing path, unknown format, unreadable file."""
+
+
+class ConfigError(SynthError):
+    """The YAML config is invalid or does not match the data."""
+
+
+class SchemaError(SynthError):
+    """The data does not fit the schema (wrong types, unknown columns, empty table)."""
+
+
+class ModelError(SynthError):
+    """A saved model cannot be loaded or used (missing files, incompatible versions)."""
+
+
+class PrivacyError(SynthError):
+    """Differential-privacy settings cannot be met (e.g. a budget too small for the data)."""

@@ -1,0 +1,88 @@
+"""Arrow tables <-> the pandas frames RDT works on, with exact types restored on the way back.
+
+The extract's Arrow types are the contract (kept in the :class:`~synth.schema.Schema`):
+synthetic output is cast back to them, so integers stay integers (nullable where the
+extract had nulls), datetimes keep their unit and time zone, dates stay dates and text
+stays text.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from synth.config import ColumnKind
+from synth.schema import ColumnSpec, Schema
+
+
+def to_model_frame(table: pa.Table, schema: Schema) -> pd.DataFrame:
+    """The modelled columns of ``table`` as a pandas frame RDT accepts.
+
+    Numbers become float64 (nulls as NaN), datetimes naive UTC ``datetime64[ns]``,
+    categories and booleans NumPy object/float arrays whose nulls RDT treats as a category.
+    """
+    data = {}
+    for spec in schema.modelled:
+        column = table[spec.name]
+        if spec.kind is ColumnKind.NUMERICAL:
+            data[spec.name] = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        elif spec.kind is ColumnKind.DATETIME:
+            data[spec.name] = _datetime_ns(column)
+        else:
+            data[spec.name] = _labels(column)
+    return pd.DataFrame(data)
+
+
+def to_arrow(frame: pd.DataFrame, schema: Schema) -> pa.Table:
+    """Cast a frame holding every schema column back to the extract's exact Arrow types."""
+    arrays = [_restore(frame[spec.name], spec) for spec in schema.columns]
+    return pa.Table.from_arrays(arrays, schema=schema.arrow_schema())
+
+
+def _datetime_ns(column: pa.ChunkedArray) -> np.ndarray:
+    dtype = column.type
+    if pa.types.is_date(dtype):
+        column = pc.cast(column, pa.timestamp("ns"))
+    elif dtype.tz is not None:
+        column = pc.cast(column, pa.timestamp(dtype.unit))  # same instant, naive UTC
+    values = column.to_numpy(zero_copy_only=False)
+    return values.astype("datetime64[ns]")
+
+
+def _labels(column: pa.ChunkedArray) -> np.ndarray:
+    if pa.types.is_dictionary(column.type):
+        column = pc.cast(column, column.type.value_type)
+    values = column.to_numpy(zero_copy_only=False)
+    if values.dtype.kind in "iuf":
+        return values  # integer codes; with nulls Arrow gives float + NaN, which RDT treats alike
+    return values.astype(object)
+
+
+def _restore(series: pd.Series, spec: ColumnSpec) -> pa.Array:
+    if pa.types.is_dictionary(spec.arrow):
+        return _restore_plain(series, spec.arrow.value_type, spec.kind).dictionary_encode().cast(spec.arrow)
+    return _restore_plain(series, spec.arrow, spec.kind)
+
+
+def _restore_plain(series: pd.Series, target: pa.DataType, kind: ColumnKind) -> pa.Array:
+    if kind is ColumnKind.DATETIME:
+        values = pd.to_datetime(series).to_numpy(dtype="datetime64[ns]")
+        array = pa.array(values, type=pa.timestamp("ns"), from_pandas=True)
+        if pa.types.is_date(target):
+            return pc.cast(array, target, safe=False)
+        # Naive values are UTC instants; attaching the zone keeps the instant.
+        unit_only = pa.timestamp(target.unit)
+        return pc.cast(array, unit_only).cast(target)
+    if pa.types.is_integer(target):
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
+        array = pa.array(np.round(values), from_pandas=True)
+        return pc.cast(array, target)
+    if pa.types.is_boolean(target):
+        values = series.astype(object).where(series.notna(), None)
+        return pa.array([None if v is None else bool(v) for v in values], type=target)
+    if pa.types.is_string(target) or pa.types.is_large_string(target):
+        values = series.astype(object).where(series.notna(), None)
+        return pa.array(values.tolist(), type=target)
+    return pa.array(series.to_numpy(), from_pandas=True).cast(target)

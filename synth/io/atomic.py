@@ -1,0 +1,113 @@
+"""Atomic writes: a file is either absent or complete, never half-written.
+
+Every output goes to a temporary file in the destination folder and is renamed over
+the final name only once it is complete (``os.replace`` is atomic on one file system).
+A crash or an exception leaves, at worst, a ``.tmp-*`` file that the next run removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it over ``final`` on success."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + final.name + ".", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``final``; swap it in for ``final`` on success.
+
+    An existing ``final`` is replaced only after the new folder is complete.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name + ".", dir=final.parent))
+    try:
+        yield tmp_path
+        if final.exists():
+            old = final.with_name(f"{TMP_PREFIX}{final.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp_path, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp_path, final)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> Path:
+    """Write ``payload`` as indented JSON (NaN is written as null: JSON has no NaN)."""
+    text = json.dumps(_nan_to_none(payload), indent=2, sort_keys=False, default=str, allow_nan=False)
+    return write_text_atomic(path, text + "\n")
+
+
+def write_parquet_atomic(path: str | Path, table: pa.Table, **options: Any) -> Path:
+    """Write one Parquet file atomically (zstd by default)."""
+    options.setdefault("compression", "zstd")
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, **options)
+    return Path(path)
+
+
+def remove_stale_temporaries(folder: str | Path) -> int:
+    """Delete leftovers of interrupted atomic writes in ``folder``; returns how many."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for leftover in folder.glob(TMP_PREFIX + "*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        return _nan_to_none(value.item())  # numpy scalars
+    return value

@@ -1,0 +1,151 @@
+"""Read an extract into one Arrow table: CSV files, Parquet files, folders or globs of Parquet.
+
+Polars reads CSV (whole-file type inference, so a code column that turns to text after
+row 10,000 is still read as text); PyArrow datasets read Parquet with column pruning.
+Columns the config declares as identifiers are read as text: ids are labels, not
+numbers (the no-show ``PatientId`` looks like a float and must not be rounded).
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from synth.config import ColumnKind, PipelineConfig
+from synth.errors import SourceError
+
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
+_DATE_PROBE_ROWS = 1_000
+
+
+def read_table(source: str | Path, config: PipelineConfig | None = None, columns: list[str] | None = None) -> pa.Table:
+    """Read the extract at ``source``.
+
+    Args:
+        source: a CSV or Parquet file, a folder of Parquet files, or a glob.
+        config: read options and column declarations.
+        columns: read only these columns (Parquet prunes them on disk).
+
+    Raises:
+        SourceError: the path does not exist, holds no data, or cannot be parsed.
+    """
+    config = config or PipelineConfig()
+    paths = resolve_paths(source)
+    fmt = config.source.format if config.source.format != "auto" else _detect_format(paths)
+    table = _read_csv(paths, config) if fmt == "csv" else _read_parquet(paths, columns)
+    if columns is not None and fmt == "csv":
+        missing = [c for c in columns if c not in table.column_names]
+        if missing:
+            raise SourceError(f"{source}: columns {missing} are not in the extract")
+        table = table.select(columns)
+    if table.num_columns == 0:
+        raise SourceError(f"{source}: the extract has no columns")
+    if table.num_rows == 0:
+        raise SourceError(f"{source}: the extract has no rows")
+    return table
+
+
+def resolve_paths(source: str | Path) -> list[Path]:
+    """Expand a file, folder or glob into the data files it names (sorted)."""
+    text = str(source)
+    if any(ch in text for ch in "*?["):
+        paths = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        if not paths:
+            raise SourceError(f"no files match {text}")
+        return paths
+    path = Path(text)
+    if not path.exists():
+        raise SourceError(f"source not found: {path}")
+    if path.is_dir():
+        paths = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(_PARQUET_SUFFIXES))
+        if not paths:
+            raise SourceError(f"{path} is a folder with no .parquet files in it")
+        return paths
+    return [path]
+
+
+def _detect_format(paths: list[Path]) -> str:
+    names = {p.name.lower() for p in paths}
+    if all(n.endswith(_PARQUET_SUFFIXES) for n in names):
+        return "parquet"
+    if all(n.endswith(_CSV_SUFFIXES) for n in names):
+        return "csv"
+    raise SourceError(
+        f"cannot tell the format of {paths[0]} from its name; use .csv or .parquet, or set source.format in the config"
+    )
+
+
+def _read_parquet(paths: list[Path], columns: list[str] | None) -> pa.Table:
+    try:
+        dataset = ds.dataset([str(p) for p in paths], format="parquet")
+        if columns is not None:
+            missing = [c for c in columns if c not in dataset.schema.names]
+            if missing:
+                raise SourceError(f"{paths[0].parent}: columns {missing} are not in the extract")
+        return dataset.to_table(columns=columns)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SourceError(f"cannot read Parquet {paths[0]}: {exc}") from None
+
+
+def _read_csv(paths: list[Path], config: PipelineConfig) -> pa.Table:
+    text_columns = {
+        name: pl.String for name, col in config.columns.items() if col.kind is ColumnKind.IDENTIFIER
+    }
+    frames = []
+    for path in paths:
+        try:
+            frame = pl.read_csv(
+                path,
+                separator=config.source.separator,
+                null_values=config.source.na_values or None,
+                infer_schema_length=None,
+                schema_overrides=text_columns or None,
+                encoding=config.source.encoding,
+            )
+        except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+            raise SourceError(f"cannot read CSV {path}: {_first_line(exc)}") from None
+        if frame.width == 0 or frame.height == 0:
+            raise SourceError(f"{path}: the CSV file is empty")
+        frames.append(_parse_datetimes(frame, config))
+    try:
+        frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+    except pl.exceptions.PolarsError as exc:
+        raise SourceError(f"the CSV files under {paths[0].parent} do not share one layout: {_first_line(exc)}") from None
+    return frame.to_arrow().combine_chunks()
+
+
+def _parse_datetimes(frame: pl.DataFrame, config: PipelineConfig) -> pl.DataFrame:
+    """Turn text columns holding dates into datetimes (declared formats first, then ISO 8601)."""
+    casts = []
+    for name, dtype in frame.schema.items():
+        if dtype != pl.String:
+            continue
+        declared = config.columns.get(name)
+        if declared is not None and declared.datetime_format:
+            try:
+                casts.append(pl.col(name).str.to_datetime(declared.datetime_format, strict=True))
+            except pl.exceptions.PolarsError:
+                raise SourceError(f"column {name!r}: values do not match datetime_format {declared.datetime_format!r}")
+            continue
+        if declared is not None and declared.kind not in (None, ColumnKind.DATETIME):
+            continue
+        probe = frame[name].drop_nulls().head(_DATE_PROBE_ROWS)
+        if len(probe) and all(_ISO_DATE.match(v) for v in probe.to_list()):
+            casts.append(pl.col(name).str.to_datetime(strict=False, time_unit="us"))
+    if not casts:
+        return frame
+    try:
+        return frame.with_columns(casts)
+    except pl.exceptions.PolarsError as exc:
+        raise SourceError(f"cannot parse datetimes: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,171 @@
+"""The mixed-type VAE network: one encoder, one decoder, a head per kind of segment.
+
+Inputs are the :class:`~synth.transforms.Segment` matrix: continuous values and integer
+labels. Labels are one-hot encoded here, inside the network. The decoder has
+
+* a Gaussian head for every continuous segment (mean and a learned log-scale), and
+* a softmax head for every discrete segment (a category, a GMM mode, a null flag).
+
+The loss is the negative ELBO with one reduction throughout: summed over features and
+latent dimensions, averaged over the batch. (The original averaged the cross-entropy
+over the batch but summed the Gaussian and KL terms, so categorical columns weighed
+~batch-size times less and collapsed.) With Opacus this is ``loss_reduction="mean"``.
+
+Shapes: ``B`` batch, ``S`` segments, ``C`` continuous segments, ``K`` total classes of
+all discrete segments, ``L`` latent size, ``E`` condition size (0 without conditioning).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from synth.transforms import Segment
+
+#: |normalised value| cap: 4 = 16 standard deviations of the value's GMM mode. Values further
+#: out (a few extreme outliers) would dominate the Gaussian loss, and are the most identifying.
+CONTINUOUS_CLAMP = 4.0
+LOG_SCALE_MIN = math.log(0.01)
+LOG_SCALE_MAX = math.log(1.0)
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class MixedVAE(nn.Module):
+    """Encoder/decoder MLPs over a segment layout.
+
+    Args:
+        segments: the layout of the model-ready matrix.
+        latent_dim: size of the latent code.
+        hidden_dims: widths of the hidden layers (the decoder mirrors them).
+        condition_dim: size of an optional conditioning vector fed to both halves.
+    """
+
+    def __init__(
+        self,
+        segments: Sequence[Segment],
+        latent_dim: int,
+        hidden_dims: Sequence[int],
+        condition_dim: int = 0,
+    ):
+        super().__init__()
+        continuous = [i for i, s in enumerate(segments) if s.kind == "continuous"]
+        discrete = [i for i, s in enumerate(segments) if s.kind == "discrete"]
+        classes = [segments[i].classes for i in discrete]
+        self.latent_dim = latent_dim
+        self.n_continuous = len(continuous)
+        self.class_sizes = classes
+        self.register_buffer("continuous_index", torch.tensor(continuous, dtype=torch.long), persistent=False)
+        self.register_buffer("discrete_index", torch.tensor(discrete, dtype=torch.long), persistent=False)
+        offsets = torch.tensor([0, *classes[:-1]], dtype=torch.long).cumsum(0) if classes else torch.zeros(0)
+        self.register_buffer("class_offsets", offsets.long(), persistent=False)
+
+        width = len(continuous) + sum(classes)
+        self.encoder = _mlp(width + condition_dim, hidden_dims)
+        self.to_mean = nn.Linear(hidden_dims[-1], latent_dim)
+        self.to_logvar = nn.Linear(hidden_dims[-1], latent_dim)
+        self.decoder = _mlp(latent_dim + condition_dim, list(reversed(hidden_dims)))
+        self.to_continuous = nn.Linear(hidden_dims[0], 2 * len(continuous)) if continuous else None
+        self.to_logits = nn.Linear(hidden_dims[0], sum(classes)) if classes else None
+
+    # -- encoding -------------------------------------------------------------------------
+    def continuous(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, S) -> (B, C): the continuous segments, outliers clamped."""
+        return x[:, self.continuous_index].clamp(-CONTINUOUS_CLAMP, CONTINUOUS_CLAMP)
+
+    def one_hot(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, S) segment matrix -> (B, C + K) network input."""
+        continuous = self.continuous(x)
+        if not self.class_sizes:
+            return continuous
+        labels = x[:, self.discrete_index].long() + self.class_offsets  # (B, D)
+        hot = torch.zeros(x.shape[0], sum(self.class_sizes), device=x.device, dtype=x.dtype)
+        hot.scatter_(1, labels, 1.0)
+        return torch.cat([continuous, hot], dim=1)
+
+    def encode(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.one_hot(x)
+        if condition is not None:
+            h = torch.cat([h, condition], dim=1)
+        h = self.encoder(h)
+        return self.to_mean(h), self.to_logvar(h)  # (B, L) each
+
+    def decode(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if condition is not None:
+            z = torch.cat([z, condition], dim=1)
+        h = self.decoder(z)
+        out: dict[str, torch.Tensor] = {}
+        if self.to_continuous is not None:
+            mean, log_scale = self.to_continuous(h).chunk(2, dim=1)  # (B, C) each
+            out["mean"] = mean
+            out["log_scale"] = log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
+        if self.to_logits is not None:
+            out["logits"] = self.to_logits(h)  # (B, K)
+        return out
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        condition: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Per-row negative ELBO, shape (B,): reconstruction NLL summed over features + KL."""
+        mean, logvar = self.encode(x, condition)
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        z = mean + eps * torch.exp(0.5 * logvar)
+        out = self.decode(z, condition)
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
+        return self.reconstruction_nll(x, out) + kl
+
+    def reconstruction_nll(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        nll = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+        if "mean" in out:
+            target = self.continuous(x)
+            z = (target - out["mean"]) * torch.exp(-out["log_scale"])
+            nll = nll + (0.5 * z.pow(2) + out["log_scale"] + _HALF_LOG_2PI).sum(dim=1)
+        if "logits" in out:
+            labels = x[:, self.discrete_index].long()
+            for j, (start, size) in enumerate(zip(self.class_offsets.tolist(), self.class_sizes)):
+                logits = out["logits"][:, start : start + size]
+                nll = nll + F.cross_entropy(logits, labels[:, j], reduction="none")
+        return nll
+
+    # -- generation -----------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(
+        self, n: int, generator: torch.Generator, condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Draw ``n`` rows from the prior, shape (n, S), in segment order."""
+        device = next(self.parameters()).device
+        z = torch.randn((n, self.latent_dim), generator=generator, device=device)
+        out = self.decode(z, condition)
+        matrix = torch.empty((n, self.n_continuous + len(self.class_sizes)), device=device)
+        if "mean" in out:
+            noise = torch.randn(out["mean"].shape, generator=generator, device=device)
+            matrix[:, self.continuous_index] = out["mean"] + noise * out["log_scale"].exp()
+        if "logits" in out:
+            labels = [
+                torch.multinomial(torch.softmax(out["logits"][:, start : start + size], dim=1), 1, generator=generator)
+                for start, size in zip(self.class_offsets.tolist(), self.class_sizes)
+            ]
+            matrix[:, self.discrete_index] = torch.cat(labels, dim=1).to(matrix.dtype)
+        return matrix
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Initialise every layer from ``generator`` (PyTorch's default init, no global RNG)."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+                bound = 1 / math.sqrt(module.in_features)
+                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+
+
+def _mlp(in_features: int, widths: Sequence[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in widths:
+        layers += [nn.Linear(in_features, width), nn.ReLU()]
+        in_features = width
+    return nn.Sequential(*layers)

@@ -1,0 +1,49 @@
+"""Progress lines for long tasks, through Prefect's run logger (shown in the console and the UI)."""
+
+from __future__ import annotations
+
+import time
+
+from prefect import get_run_logger
+
+from synth.models.training import EpochStats
+
+
+class EpochProgress:
+    """Logs training progress about every ``every_seconds`` and on the last epoch."""
+
+    def __init__(self, total_epochs: int, every_seconds: float = 5.0):
+        self.total = total_epochs
+        self.every = every_seconds
+        self.start = time.perf_counter()
+        self.last = 0.0
+        self.logger = get_run_logger()
+
+    def __call__(self, stats: EpochStats) -> None:
+        now = time.perf_counter() - self.start
+        if now - self.last < self.every and stats.epoch not in (1, self.total):
+            return
+        self.last = now
+        eta = now / stats.epoch * (self.total - stats.epoch)
+        validation = f", validation loss {stats.validation_loss:.3f}" if stats.validation_loss is not None else ""
+        self.logger.info(
+            f"epoch {stats.epoch}/{self.total}: training loss {stats.train_loss:.3f}{validation} "
+            f"({now:.0f}s elapsed, at most {eta:.0f}s left)"
+        )
+
+
+class ChunkProgress:
+    """Logs sampling progress about every ``every_seconds`` and on the last chunk."""
+
+    def __init__(self, every_seconds: float = 5.0):
+        self.every = every_seconds
+        self.start = time.perf_counter()
+        self.last = 0.0
+        self.logger = get_run_logger()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter() - self.start
+        if now - self.last < self.every and done != total:
+            return
+        self.last = now
+        self.logger.info(f"sampled chunk {done}/{total} ({now:.0f}s elapsed)")
