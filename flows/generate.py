@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow
 
 from flows.parameters import GenerateParameters
-from tasks.evaluate import evaluate_synthetic, publish_results
+from tasks.evaluate import evaluate_synthetic, publish_results, release_synthetic
 from tasks.extract import inspect_extract, load_settings
 from tasks.sample import sample_synthetic
 from tasks.train import train_model
@@ -19,7 +19,8 @@ def generate(params: GenerateParameters) -> dict:
     config = load_settings(params.config_path, params.overrides())
     extract = inspect_extract(params.source, config)
     model_dir = train_model(params.source, config, extract.schema, str(output / "model"))
-    sampled = sample_synthetic(model_dir, str(output / "synthetic"), config.sampling, config.seed, extract.rows)
+    sampled = sample_synthetic(model_dir, str(output / "staging"), config.sampling, config.seed, extract.rows)
     metrics = evaluate_synthetic(params.source, config, model_dir, sampled)
     publish_results(metrics, str(output))
+    release_synthetic(sampled, str(output / "synthetic"))
     return metrics

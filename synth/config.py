@@ -98,9 +98,12 @@ class SamplingOptions(_Strict):
 
 
 class EvaluationOptions(_Strict):
-    """First evaluation of the synthetic data."""
+    """Evaluation of the synthetic data against the real extract."""
 
     sample_rows: Annotated[int, Field(ge=100)] = 20_000
+    holdout_fraction: Annotated[float, Field(ge=0, le=0.5)] = Field(
+        default=0.2, description="share of patients (or rows) kept from training, for privacy and utility baselines"
+    )
 
 
 class PipelineConfig(_Strict):

@@ -10,7 +10,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from synth.artifact import read_json
 from synth.config import PipelineConfig
 from synth.evaluation import evaluate
-from synth.io.atomic import write_json_atomic
+from synth.holdout import split_holdout
+from synth.io.atomic import replace_dir, write_json_atomic
 from synth.io.sources import read_table
 from synth.report.html import write_report
 from synth.sampling import SampleResult
@@ -22,7 +23,8 @@ def evaluate_synthetic(source: str, config: PipelineConfig, model_dir: str, samp
     """Metrics for the synthetic parts against the real extract, plus the run's facts."""
     schema = Schema.from_json((Path(model_dir) / "schema.json").read_text())
     real = read_table(source, config, columns=schema.names)
-    metrics = evaluate(real, sampled.folder, schema, config.evaluation, seed=config.seed)
+    train, holdout = split_holdout(real, schema, config.evaluation.holdout_fraction, config.seed)
+    metrics = evaluate(train, sampled.folder, schema, config.evaluation, seed=config.seed, holdout=holdout)
     training = read_json(Path(model_dir) / "training.json")
     privacy = training["privacy"]
     metrics |= {
@@ -64,3 +66,11 @@ def publish_results(metrics: dict, output_dir: str) -> str:
         description="Summary of the synthetic data run",
     )
     return str(report)
+
+
+@task(name="release-synthetic", retries=2, retry_delay_seconds=[2, 10])
+def release_synthetic(sampled: SampleResult, release_dir: str) -> str:
+    """Move the staged parts to the release folder in one rename."""
+    replace_dir(sampled.folder, release_dir)
+    get_run_logger().info(f"released {sampled.rows:,} rows to {release_dir}")
+    return release_dir

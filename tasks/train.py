@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from synth.config import PipelineConfig
+from synth.holdout import split_holdout
 from synth.io.sources import read_table
 from synth.models import get_synthesizer
 from synth.schema import Schema
@@ -13,8 +14,9 @@ from tasks.progress import EpochProgress
 
 @task(name="train-model", retries=0)
 def train_model(source: str, config: PipelineConfig, schema: Schema, model_dir: str) -> str:
-    """Fit the transforms and the synthesizer; save the model folder; return its path."""
+    """Fit the transforms and the synthesizer on the training split; save the model folder."""
     table = read_table(source, config, columns=schema.names)
+    table, _ = split_holdout(table, schema, config.evaluation.holdout_fraction, config.seed)
     synthesizer = get_synthesizer(config.model.name)(config)
     synthesizer.fit(table, schema, on_epoch=EpochProgress(config.model.epochs))
     synthesizer.save(model_dir)

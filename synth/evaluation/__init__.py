@@ -25,15 +25,17 @@ def evaluate(
     schema: Schema,
     options: EvaluationOptions | None = None,
     seed: int = 0,
+    holdout: pa.Table | None = None,
 ) -> dict:
     """Compare a synthetic table (or Parquet folder) with the real extract.
 
     Args:
-        real: the real extract.
+        real: the real rows the generator was trained on.
         synthetic: a Parquet dataset folder or a table with the schema's columns.
         schema: column kinds (identifiers are left out of every comparison).
         options: evaluation sample size.
         seed: seeds the samples.
+        holdout: real rows the generator never saw (privacy and utility baselines).
     """
     options = options or EvaluationOptions()
     synthetic_table = synthetic if isinstance(synthetic, pa.Table) else ds.dataset(str(synthetic), format="parquet").to_table()
@@ -44,6 +46,7 @@ def evaluate(
         "rows": synthetic_table.num_rows,
         "columns": synthetic_table.num_columns,
         "real_rows": real.num_rows,
+        "holdout_rows": holdout.num_rows if holdout is not None else 0,
         "evaluation_sample_rows": {"real": real_sample.num_rows, "synthetic": synthetic_sample.num_rows},
     }
     metrics |= quality_scores(real_sample.to_pandas(), synthetic_sample.to_pandas(), schema)

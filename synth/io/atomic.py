@@ -48,16 +48,30 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     tmp_path = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name + ".", dir=final.parent))
     try:
         yield tmp_path
-        if final.exists():
-            old = final.with_name(f"{TMP_PREFIX}{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp_path, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp_path, final)
+        replace_dir(tmp_path, final)
     finally:
         shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def replace_dir(source: str | Path, destination: str | Path) -> Path:
+    """Put the folder ``source`` in place of ``destination`` (same file system).
+
+    Readers see the old folder or the new one, never a mix: the old one is renamed
+    aside first, the new one renamed in, then the old one deleted.
+    """
+    source, destination = Path(source), Path(destination)
+    if not source.is_dir():
+        raise FileNotFoundError(f"no folder at {source}")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if destination.exists():
+        old = destination.with_name(f"{TMP_PREFIX}{destination.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(destination, old)
+        os.replace(source, destination)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(source, destination)
+    return destination
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
