@@ -47,6 +47,9 @@ class SourceOptions(_Strict):
     na_values: list[str] = Field(default_factory=list, description="extra CSV strings read as missing")
     separator: str = ","
     encoding: Literal["utf8", "utf8-lossy"] = "utf8"
+    sql_url_env: str = Field(
+        default="SYNTH_SQL_URL", description="environment variable holding the SQLAlchemy URL of `sql:` sources and sinks"
+    )
 
 
 class TransformOptions(_Strict):
@@ -71,6 +74,10 @@ class ModelOptions(_Strict):
     validation_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.1
     patience: Annotated[int, Field(ge=1)] = 15
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    mixed_precision: bool = Field(default=True, description="bf16 autocast on CUDA (never under DP)")
+    max_training_rows: Annotated[int, Field(ge=100)] = Field(
+        default=1_000_000, description="train on at most this many rows: a seeded sample of the clean training split"
+    )
 
 
 class PrivacyOptions(_Strict):
@@ -97,6 +104,40 @@ class SamplingOptions(_Strict):
     chunk_rows: Annotated[int, Field(ge=1)] = 100_000
 
 
+class PreprocessOptions(_Strict):
+    """Parallel preprocessing: the extract is cut into partitions mapped over Dask workers."""
+
+    partition_rows: Annotated[int, Field(ge=1_000)] = Field(
+        default=500_000, description="rows per partition (Parquet row groups are kept whole)"
+    )
+    workers: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="worker processes of the local Dask cluster (default: CPU count, at most 8)"
+    )
+    dask_address: str | None = Field(
+        default=None, description="scheduler address of an existing Dask cluster (e.g. tcp://dask:8786)"
+    )
+
+
+class ValidationOptions(_Strict):
+    """The Great Expectations gate run on the extract before training."""
+
+    suite: str | None = Field(default=None, description="GX expectation suite JSON merged over the schema's suite")
+    partitions: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="validate this many partitions (a seeded sample); all when unset"
+    )
+    null_tolerance: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.05, description="allowed rise of a column's null fraction over the profiled one"
+    )
+    category_tolerance: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.001, description="allowed share of values outside the profiled categories"
+    )
+    range_margin: Annotated[float, Field(ge=0)] = Field(
+        default=0.1, description="numeric ranges are widened by this share of their span"
+    )
+    min_rows: Annotated[int, Field(ge=0)] = 1
+    max_rows: Annotated[int, Field(ge=1)] | None = None
+
+
 class EvaluationOptions(_Strict):
     """Evaluation of the synthetic data against the real extract."""
 
@@ -119,6 +160,8 @@ class PipelineConfig(_Strict):
     privacy: PrivacyOptions = Field(default_factory=PrivacyOptions)
     sampling: SamplingOptions = Field(default_factory=SamplingOptions)
     evaluation: EvaluationOptions = Field(default_factory=EvaluationOptions)
+    preprocess: PreprocessOptions = Field(default_factory=PreprocessOptions)
+    validation: ValidationOptions = Field(default_factory=ValidationOptions)
 
     @field_validator("columns", mode="before")
     @classmethod

@@ -11,8 +11,10 @@ latent dimensions, averaged over the batch. (The original averaged the cross-ent
 over the batch but summed the Gaussian and KL terms, so categorical columns weighed
 ~batch-size times less and collapsed.) With Opacus this is ``loss_reduction="mean"``.
 
-Shapes: ``B`` batch, ``S`` segments, ``C`` continuous segments, ``K`` total classes of
-all discrete segments, ``L`` latent size, ``E`` condition size (0 without conditioning).
+Shapes: ``...`` leading dimensions: ``(B,)`` for rows, ``(B, R)`` for patients with up to
+``R`` rows each (Opacus then computes one gradient per patient, since every layer keeps
+the batch dimension first); ``S`` segments, ``C`` continuous segments, ``K`` total
+classes of all discrete segments, ``L`` latent size, ``E`` condition size.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from synth.transforms import Segment
 
@@ -73,64 +74,74 @@ class MixedVAE(nn.Module):
 
     # -- encoding -------------------------------------------------------------------------
     def continuous(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, S) -> (B, C): the continuous segments, outliers clamped."""
-        return x[:, self.continuous_index].clamp(-CONTINUOUS_CLAMP, CONTINUOUS_CLAMP)
+        """(..., S) -> (..., C): the continuous segments, outliers clamped."""
+        return x[..., self.continuous_index].clamp(-CONTINUOUS_CLAMP, CONTINUOUS_CLAMP)
 
     def one_hot(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, S) segment matrix -> (B, C + K) network input."""
+        """(..., S) segment matrix -> (..., C + K) network input."""
         continuous = self.continuous(x)
         if not self.class_sizes:
             return continuous
-        labels = x[:, self.discrete_index].long() + self.class_offsets  # (B, D)
-        hot = torch.zeros(x.shape[0], sum(self.class_sizes), device=x.device, dtype=x.dtype)
-        hot.scatter_(1, labels, 1.0)
-        return torch.cat([continuous, hot], dim=1)
+        labels = x[..., self.discrete_index].long() + self.class_offsets  # (..., D)
+        hot = torch.zeros((*x.shape[:-1], sum(self.class_sizes)), device=x.device, dtype=x.dtype)
+        hot.scatter_(-1, labels, 1.0)
+        return torch.cat([continuous, hot], dim=-1)
 
     def encode(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.one_hot(x)
         if condition is not None:
-            h = torch.cat([h, condition], dim=1)
+            h = torch.cat([h, condition], dim=-1)
         h = self.encoder(h)
-        return self.to_mean(h), self.to_logvar(h)  # (B, L) each
+        return self.to_mean(h), self.to_logvar(h)  # (..., L) each
 
     def decode(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if condition is not None:
-            z = torch.cat([z, condition], dim=1)
+            z = torch.cat([z, condition], dim=-1)
         h = self.decoder(z)
         out: dict[str, torch.Tensor] = {}
         if self.to_continuous is not None:
-            mean, log_scale = self.to_continuous(h).chunk(2, dim=1)  # (B, C) each
+            mean, log_scale = self.to_continuous(h).chunk(2, dim=-1)  # (..., C) each
             out["mean"] = mean
             out["log_scale"] = log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
         if self.to_logits is not None:
-            out["logits"] = self.to_logits(h)  # (B, K)
+            out["logits"] = self.to_logits(h)  # (..., K)
         return out
 
     def forward(
         self,
         x: torch.Tensor,
         condition: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Per-row negative ELBO, shape (B,): reconstruction NLL summed over features + KL."""
+        """Negative ELBO per unit, shape (B,).
+
+        For (B, S) input a unit is a row. For (B, R, S) input a unit is a patient: the
+        rows' losses are summed where ``mask`` (B, R) is true (padding contributes nothing).
+        """
         mean, logvar = self.encode(x, condition)
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         z = mean + eps * torch.exp(0.5 * logvar)
         out = self.decode(z, condition)
-        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
-        return self.reconstruction_nll(x, out) + kl
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=-1)
+        per_row = self.reconstruction_nll(x, out) + kl  # (...,)
+        if per_row.dim() == 1:
+            return per_row
+        weights = mask.to(per_row.dtype) if mask is not None else torch.ones_like(per_row)
+        return (per_row * weights).flatten(1).sum(dim=1)
 
     def reconstruction_nll(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> torch.Tensor:
-        nll = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+        """Per-row negative log-likelihood, shape (...,), summed over segments."""
+        nll = torch.zeros(x.shape[:-1], device=x.device, dtype=x.dtype)
         if "mean" in out:
             target = self.continuous(x)
             z = (target - out["mean"]) * torch.exp(-out["log_scale"])
-            nll = nll + (0.5 * z.pow(2) + out["log_scale"] + _HALF_LOG_2PI).sum(dim=1)
+            nll = nll + (0.5 * z.pow(2) + out["log_scale"] + _HALF_LOG_2PI).sum(dim=-1)
         if "logits" in out:
-            labels = x[:, self.discrete_index].long()
+            labels = x[..., self.discrete_index].long()
             for j, (start, size) in enumerate(zip(self.class_offsets.tolist(), self.class_sizes)):
-                logits = out["logits"][:, start : start + size]
-                nll = nll + F.cross_entropy(logits, labels[:, j], reduction="none")
+                log_probs = torch.log_softmax(out["logits"][..., start : start + size], dim=-1)
+                nll = nll - log_probs.gather(-1, labels[..., j : j + 1]).squeeze(-1)
         return nll
 
     # -- generation -----------------------------------------------------------------------

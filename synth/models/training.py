@@ -1,25 +1,36 @@
-"""The training loop: readable top to bottom, seeded, CPU or CUDA, optionally private.
+"""The training loop: readable top to bottom, seeded, CPU or CUDA, optionally private, resumable.
 
-One loop serves both modes. Without DP, a seeded validation split drives early stopping
-and the best epoch's weights are kept. With DP, Opacus wraps the model, optimizer and
-loader (see :mod:`synth.privacy`), every row trains, and exactly the planned epochs run:
-stopping on a loss measured on real data would be a release the accountant does not see.
+One loop serves every model. It trains on :class:`Units`: tensors whose first dimension
+is the unit of learning and of privacy (a row; or a patient with its rows padded and
+masked). Without DP, a seeded validation split drives early stopping and the best
+epoch's weights are kept. With DP, Opacus wraps the model, optimizer and loader (see
+:mod:`synth.privacy`), every unit trains, and exactly the planned epochs run: stopping
+on a loss measured on real data would be a release the accountant does not see.
+
+With ``checkpoint_dir`` the loop saves its whole state after every epoch (weights,
+optimizer, random generators, DP accountant, early-stopping state) and a rerun resumes
+from the last epoch written, producing the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from synth.config import ModelOptions, PrivacyOptions
+from synth.io.atomic import atomic_path
 from synth.models.network import MixedVAE
-from synth.privacy import PrivacyReport, PrivateTraining
+from synth.privacy import MeanOfUnits, PrivacyReport, PrivateTraining
+
+CHECKPOINT = "checkpoint.pt"
+GRADIENT_CLIP = 10.0
 
 
 @dataclass
@@ -43,13 +54,51 @@ class TrainingReport:
     rows_per_second: float
     history: list[EpochStats] = field(default_factory=list)
     privacy: PrivacyReport = field(default_factory=lambda: PrivacyReport(enabled=False))
+    resumed_from_epoch: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 EpochCallback = Callable[[EpochStats], None]
-GRADIENT_CLIP = 10.0
+
+
+class Units(Dataset):
+    """Training units: ``x`` (N, ..., S), optional ``condition`` (N, ..., E) and ``mask`` (N, R).
+
+    Batches are taken in one indexing operation per tensor (no per-row collation).
+    ``rows`` is the number of real rows the units hold (for rows/s).
+    """
+
+    def __init__(self, x: torch.Tensor, condition: torch.Tensor | None = None, mask: torch.Tensor | None = None):
+        self.tensors = {"x": x}
+        if condition is not None:
+            self.tensors["condition"] = condition
+        if mask is not None:
+            self.tensors["mask"] = mask
+        self.rows = int(mask.sum()) if mask is not None else x.shape[0]
+
+    def __len__(self) -> int:
+        return self.tensors["x"].shape[0]
+
+    def __getitem__(self, index):
+        return {k: v[index] for k, v in self.tensors.items()}
+
+    def __getitems__(self, indices: list[int]):
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return {k: v[index] for k, v in self.tensors.items()}
+
+    def split(self, fraction: float, generator: torch.Generator) -> tuple[Units, Units | None]:
+        """(training units, validation units); no validation when ``fraction`` is 0."""
+        n_validation = int(round(len(self) * fraction))
+        if n_validation == 0 or len(self) - n_validation < 2:
+            return self, None
+        order = torch.randperm(len(self), generator=generator)
+        return self._take(order[n_validation:]), self._take(order[:n_validation])
+
+    def _take(self, index: torch.Tensor) -> Units:
+        picked = {k: v[index] for k, v in self.tensors.items()}
+        return Units(picked["x"], picked.get("condition"), picked.get("mask"))
 
 
 def pick_device(preference: str) -> torch.device:
@@ -63,142 +112,171 @@ def pick_device(preference: str) -> torch.device:
 
 def train(
     model: MixedVAE,
-    matrix: np.ndarray,
+    units: Units,
     options: ModelOptions,
     privacy: PrivacyOptions,
     seed: int,
     on_epoch: EpochCallback | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> TrainingReport:
-    """Fit ``model`` to the segment ``matrix`` (rows x segments) in place.
+    """Fit ``model`` to ``units`` in place.
 
     Args:
-        model: an initialised network.
-        matrix: the transformed training data.
-        options: epochs, batch size, learning rate, early stopping.
+        model: an initialised network; ``model(**batch, generator=...)`` returns per-unit losses.
+        units: the training data.
+        options: epochs, batch size, learning rate, early stopping, device.
         privacy: DP settings; DP is on when ``privacy.epsilon`` is set.
         seed: seeds the split, the batches, the reparameterisation noise and the DP noise.
-        on_epoch: called after each epoch (progress bars, logging, checkpoints).
+        on_epoch: called after each epoch (progress, logging).
+        checkpoint_dir: save state there every epoch; resume from it when present.
     """
     device = pick_device(options.device)
     generator = torch.Generator().manual_seed(seed)
     device_generator = torch.Generator(device=device).manual_seed(seed + 1)
-    data = torch.as_tensor(matrix, dtype=torch.float32)
-    train_rows, validation = _split(data, options.validation_fraction if not privacy.enabled else 0.0, generator)
+    train_units, validation = units.split(options.validation_fraction if not privacy.enabled else 0.0, generator)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
-    loader = _loader(train_rows, options.batch_size, generator)
+    loader = _loader(train_units, options.batch_size, generator)
 
-    private = PrivateTraining(privacy, units=len(train_rows)) if privacy.enabled else None
-    trained = model
+    private = PrivateTraining(privacy, units=len(train_units)) if privacy.enabled else None
+    trained, criterion = model, MeanOfUnits()
     if private is not None:
-        trained, optimizer, loader = private.wrap(model, optimizer, loader, options.epochs, device_generator)
+        trained, optimizer, criterion, loader = private.wrap(model, optimizer, loader, options.epochs, device_generator)
+    # bf16 autocast helps on CUDA; Opacus's per-example gradients stay in full precision.
+    autocast = device.type == "cuda" and private is None and options.mixed_precision
 
-    history: list[EpochStats] = []
-    best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
+    state = _LoopState()
+    checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    if checkpoint is not None and checkpoint.is_file():
+        state = _resume(checkpoint, model, optimizer, generator, device_generator, private)
+    resumed_from = state.epoch
+
     start = time.perf_counter()
-    for epoch in range(1, options.epochs + 1):
+    for epoch in range(state.epoch + 1, options.epochs + 1):
+        if private is None and state.stale >= options.patience:
+            break
         tick = time.perf_counter()
         trained.train()
         total, count = 0.0, 0
-        for (batch,) in loader:
-            batch = batch.to(device, non_blocking=True)
-            if batch.shape[0] == 0:
+        for batch in loader:
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            size = batch["x"].shape[0]
+            if size == 0:
                 continue  # an empty Poisson batch: nothing to learn, the accountant still counts the step
             optimizer.zero_grad(set_to_none=True)
-            loss = trained(batch, generator=device_generator).mean()
+            with torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
+                loss = criterion(trained(**batch, generator=device_generator))
             loss.backward()
-            if private is None:  # DP clips per example already; here one bad batch must not wreck the weights
+            if private is None:  # DP clips per unit already; here one bad batch must not wreck the weights
                 torch.nn.utils.clip_grad_norm_(model.parameters(), GRADIENT_CLIP)
             optimizer.step()
-            total += loss.item() * batch.shape[0]
-            count += batch.shape[0]
+            total += loss.item() * size
+            count += size
         train_loss = total / max(count, 1)
         val_loss = _evaluate(model, validation, options.batch_size, device, device_generator)
         stats = EpochStats(epoch, train_loss, val_loss, time.perf_counter() - tick)
-        history.append(stats)
+        state.record(stats, model, keep_best=private is None)
+        if checkpoint is not None:
+            _save(checkpoint, state, model, optimizer, generator, device_generator, private)
         if on_epoch is not None:
             on_epoch(stats)
 
-        watched = val_loss if val_loss is not None else train_loss
-        if best_epoch == 0 or watched < best_loss - 1e-4 * abs(best_loss):
-            best_loss, best_epoch, stale = watched, epoch, 0
-            best_state = copy.deepcopy(model.state_dict()) if private is None else None
-        else:
-            stale += 1
-        if private is None and stale >= options.patience:
-            break
-
-    if best_state is not None:
-        model.load_state_dict(best_state)  # non-private runs keep their best validation epoch
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)  # non-private runs keep their best validation epoch
     if private is not None:
         _unwrap(trained)
     seconds = time.perf_counter() - start
-    epochs_run = len(history)
+    epochs_this_run = state.epoch - resumed_from
     return TrainingReport(
         device=str(device),
-        rows=len(train_rows),
-        epochs_run=epochs_run,
-        best_epoch=best_epoch if private is None else epochs_run,
-        stopped_early=epochs_run < options.epochs,
+        rows=train_units.rows,
+        epochs_run=state.epoch,
+        best_epoch=state.best_epoch if private is None else state.epoch,
+        stopped_early=state.epoch < options.epochs,
         seconds=seconds,
-        rows_per_second=len(train_rows) * epochs_run / seconds if seconds > 0 else float("nan"),
-        history=history,
+        rows_per_second=train_units.rows * epochs_this_run / seconds if seconds > 0 and epochs_this_run else 0.0,
+        history=state.history,
         privacy=private.report(optimizer) if private is not None else PrivacyReport(enabled=False),
+        resumed_from_epoch=resumed_from,
     )
 
 
-class _Rows(Dataset):
-    """A tensor whose batches are taken in one indexing operation (no per-row collation)."""
+@dataclass
+class _LoopState:
+    """Early-stopping bookkeeping, saved with every checkpoint."""
 
-    def __init__(self, tensor: torch.Tensor):
-        self.tensor = tensor
+    epoch: int = 0
+    best_loss: float = float("inf")
+    best_epoch: int = 0
+    stale: int = 0
+    best_state: dict | None = None
+    history: list[EpochStats] = field(default_factory=list)
 
-    def __len__(self) -> int:
-        return self.tensor.shape[0]
+    def record(self, stats: EpochStats, model: torch.nn.Module, keep_best: bool) -> None:
+        self.epoch = stats.epoch
+        self.history.append(stats)
+        watched = stats.validation_loss if stats.validation_loss is not None else stats.train_loss
+        if self.best_epoch == 0 or watched < self.best_loss - 1e-4 * abs(self.best_loss):
+            self.best_loss, self.best_epoch, self.stale = watched, stats.epoch, 0
+            self.best_state = copy.deepcopy(model.state_dict()) if keep_best else None
+        else:
+            self.stale += 1
 
-    def __getitem__(self, index):
-        return (self.tensor[index],)
 
-    def __getitems__(self, indices: list[int]):
-        return (self.tensor[torch.as_tensor(indices, dtype=torch.long)],)
+def _save(path, state, model, optimizer, generator, device_generator, private) -> None:
+    payload = {
+        "loop": {k: v for k, v in asdict(state).items() if k not in ("best_state", "history")},
+        "history": [asdict(h) for h in state.history],
+        "best_state": state.best_state,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "device_generator": device_generator.get_state(),
+        "accountant": private.engine.accountant.state_dict() if private is not None else None,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _resume(path, model, optimizer, generator, device_generator, private) -> _LoopState:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    generator.set_state(payload["generator"])
+    device_generator.set_state(payload["device_generator"])
+    if private is not None and payload["accountant"] is not None:
+        private.engine.accountant.load_state_dict(payload["accountant"])
+    state = _LoopState(**payload["loop"], best_state=payload["best_state"])
+    state.history = [EpochStats(**h) for h in payload["history"]]
+    return state
 
 
 def _as_batch(batch):
     return batch
 
 
-def _loader(rows: torch.Tensor, batch_size: int, generator: torch.Generator) -> DataLoader:
-    dataset = _Rows(rows)
-    sampler = RandomSampler(dataset, generator=generator)
+def _loader(units: Units, batch_size: int, generator: torch.Generator) -> DataLoader:
     return DataLoader(
-        dataset,
-        batch_size=min(batch_size, len(dataset)),
-        sampler=sampler,
+        units,
+        batch_size=min(batch_size, len(units)),
+        sampler=RandomSampler(units, generator=generator),
         collate_fn=_as_batch,
         generator=generator,
         pin_memory=torch.cuda.is_available(),
     )
 
 
-def _split(data: torch.Tensor, fraction: float, generator: torch.Generator):
-    n_validation = int(round(len(data) * fraction))
-    if n_validation == 0 or len(data) - n_validation < 2:
-        return data, None
-    order = torch.randperm(len(data), generator=generator)
-    return data[order[n_validation:]], data[order[:n_validation]]
-
-
 @torch.no_grad()
-def _evaluate(model, rows, batch_size, device, generator) -> float | None:
-    if rows is None:
+def _evaluate(model, units: Units | None, batch_size, device, generator) -> float | None:
+    if units is None:
         return None
     model.eval()
     total = 0.0
-    batches = BatchSampler(SequentialSampler(range(len(rows))), batch_size, drop_last=False)
-    for index in batches:
-        batch = rows[index].to(device)
-        total += model(batch, generator=generator).sum().item()
-    return total / len(rows)
+    for start in range(0, len(units), batch_size):
+        batch = units.__getitems__(list(range(start, min(start + batch_size, len(units)))))
+        batch = {k: v.to(device) for k, v in batch.items()}
+        total += model(**batch, generator=generator).sum().item()
+    return total / len(units)
 
 
 def _unwrap(private_model) -> None:

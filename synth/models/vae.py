@@ -13,7 +13,7 @@ from synth.errors import ModelError
 from synth.io.atomic import atomic_path, write_json_atomic
 from synth.models.base import Synthesizer
 from synth.models.network import MixedVAE
-from synth.models.training import EpochCallback, TrainingReport, pick_device, train
+from synth.models.training import EpochCallback, TrainingReport, Units, pick_device, train
 from synth.privacy import PrivacyReport
 from synth.transforms import Segment
 
@@ -32,10 +32,18 @@ class VAESynthesizer(Synthesizer):
         options = self.config.model
         return MixedVAE(segments, latent_dim=options.latent_dim, hidden_dims=options.hidden_dims)
 
-    def _fit(self, matrix: np.ndarray, on_epoch: EpochCallback | None = None, **_: Any) -> None:
+    def _fit(
+        self,
+        matrix: np.ndarray,
+        on_epoch: EpochCallback | None = None,
+        checkpoint_dir: str | Path | None = None,
+        **_: Any,
+    ) -> None:
         network = self._build_network(self.transformer_.segments_)
         network.reset_parameters(torch.Generator().manual_seed(self.config.seed))
-        self.training_ = train(network, matrix, self.config.model, self.config.privacy, self.config.seed, on_epoch)
+        units = Units(torch.as_tensor(matrix, dtype=torch.float32))
+        config = self.config
+        self.training_ = train(network, units, config.model, config.privacy, config.seed, on_epoch, checkpoint_dir)
         self.network_ = network.cpu().eval()
 
     def _sample(self, n: int, generator: torch.Generator) -> np.ndarray:
