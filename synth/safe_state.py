@@ -29,7 +29,7 @@ ALLOWED_MODULES = ("rdt.transformers.", "rdt.hyper_transformer", "synth.rdt_fixe
 
 def dumps(obj: Any) -> tuple[str, bytes]:
     """Encode ``obj`` as (JSON text, ``.npz`` bytes)."""
-    arrays: dict[str, np.ndarray] = {}
+    arrays = _Memo({})
     tree = _encode(obj, arrays)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
@@ -40,7 +40,15 @@ def loads(text: str, npz: bytes, allowed_modules: Iterable[str] = ALLOWED_MODULE
     """Rebuild an object saved with :func:`dumps`; classes outside ``allowed_modules`` are refused."""
     with np.load(io.BytesIO(npz), allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
-    return _decode(json.loads(text), arrays, tuple(allowed_modules))
+    return _decode(json.loads(text), _Memo(arrays), tuple(allowed_modules))
+
+
+class _Memo(dict):
+    """Arrays by key, plus the objects seen so far: an object shared by two owners stays shared."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        super().__init__(arrays)
+        self.objects: dict[int, Any] = {}
 
 
 def _encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
@@ -80,6 +88,9 @@ def _encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     qualified = f"{cls.__module__}.{cls.__qualname__}"
     if not cls.__module__.startswith(ALLOWED_MODULES):
         raise TypeError(f"cannot save an object of type {qualified}")
+    if id(value) in arrays.objects:
+        return {"__ref__": arrays.objects[id(value)]}
+    arrays.objects[id(value)] = len(arrays.objects)
     return {"__object__": qualified, "state": _encode(dict(vars(value)), arrays)}
 
 
@@ -115,8 +126,11 @@ def _decode(node: Any, arrays: dict[str, np.ndarray], allowed: tuple[str, ...]) 
     if tag == "__object__":
         cls = _allowed_class(payload, allowed)
         instance = cls.__new__(cls)
+        arrays.objects[len(arrays.objects)] = instance  # numbered in encoding order, before its children
         instance.__dict__.update(_decode(rest[0][1], arrays, allowed))
         return instance
+    if tag == "__ref__":
+        return arrays.objects[payload]
     raise ModelError(f"unknown entry {tag!r} in saved state")
 
 

@@ -10,8 +10,9 @@ Inference rules (each overridable per column in the config):
 * Integer or text columns whose name reads like an identifier (``subject_id``,
   ``PatientId``, ``patient_nbr``) and that hold many distinct values -> identifier;
   so do text or integer columns that are distinct on every row of a large table.
-* Integers with at most ``INTEGER_CATEGORY_LIMIT`` distinct values -> categorical
-  (codes such as ``admission_type_id``); other integers and all floats -> numerical.
+* Integers (or whole-valued floats) with at most ``INTEGER_CATEGORY_LIMIT`` distinct
+  values -> categorical (codes such as ``admission_type_id``, or ``sex`` stored as
+  0.0/1.0); other numbers -> numerical.
 * Text with at most ``max_categories`` distinct values -> categorical; longer-tailed
   text -> identifier (free text is not modelled; it is regenerated as opaque tokens).
 
@@ -177,7 +178,7 @@ def _infer_kind(name: str, column: pa.ChunkedArray, config: PipelineConfig) -> C
     if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
         return ColumnKind.DATETIME
     if pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
-        return ColumnKind.NUMERICAL
+        return _classify_float(column)
     if pa.types.is_integer(dtype) or pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
         non_null = column.length() - column.null_count
         distinct = pc.count_distinct(column).as_py()
@@ -185,6 +186,16 @@ def _infer_kind(name: str, column: pa.ChunkedArray, config: PipelineConfig) -> C
     if pa.types.is_dictionary(dtype):
         return ColumnKind.CATEGORICAL
     raise SchemaError(f"unsupported Arrow type {dtype}; declare the column's kind or drop it")
+
+
+def _classify_float(column: pa.ChunkedArray) -> ColumnKind:
+    # Codes stored as floats because the CSV had gaps (sex 0.0/1.0, chest pain 1.0-4.0).
+    values = pc.drop_null(column)
+    if len(values) and pc.count_distinct(values).as_py() <= INTEGER_CATEGORY_LIMIT:
+        whole = pc.all(pc.equal(values, pc.round(values))).as_py()
+        if whole:
+            return ColumnKind.CATEGORICAL
+    return ColumnKind.NUMERICAL
 
 
 def _classify(dtype: pa.DataType, name: str, distinct: int, non_null: int, config: PipelineConfig) -> ColumnKind:

@@ -158,11 +158,15 @@ class MixedVAE(nn.Module):
             noise = torch.randn(out["mean"].shape, generator=generator, device=device)
             matrix[:, self.continuous_index] = out["mean"] + noise * out["log_scale"].exp()
         if "logits" in out:
+            # Gumbel-max: argmax(logits + Gumbel noise) is a draw from softmax(logits); one noise
+            # tensor for every segment instead of a softmax and a multinomial call per segment.
+            uniform = torch.rand(out["logits"].shape, generator=generator, device=device).clamp_(min=1e-20)
+            perturbed = out["logits"] - torch.log(-torch.log(uniform))
             labels = [
-                torch.multinomial(torch.softmax(out["logits"][:, start : start + size], dim=1), 1, generator=generator)
+                perturbed[:, start : start + size].argmax(dim=1)
                 for start, size in zip(self.class_offsets.tolist(), self.class_sizes)
             ]
-            matrix[:, self.discrete_index] = torch.cat(labels, dim=1).to(matrix.dtype)
+            matrix[:, self.discrete_index] = torch.stack(labels, dim=1).to(matrix.dtype)
         return matrix
 
     def reset_parameters(self, generator: torch.Generator) -> None:

@@ -101,6 +101,15 @@ class Units(Dataset):
         return Units(picked["x"], picked.get("condition"), picked.get("mask"))
 
 
+def effective_batch_size(batch_size: int, units: int) -> int:
+    """``batch_size``, shrunk on small data so an epoch still takes at least 16 steps.
+
+    A 900-row extract in batches of 512 gets two steps an epoch and stays undertrained
+    whatever the epoch count; 16 steps (batches of at least 32) fixes that.
+    """
+    return max(1, min(batch_size, max(32, units // 16), units))
+
+
 def pick_device(preference: str) -> torch.device:
     """``auto`` -> CUDA when present, else CPU."""
     if preference == "cuda" and not torch.cuda.is_available():
@@ -136,7 +145,7 @@ def train(
     train_units, validation = units.split(options.validation_fraction if not privacy.enabled else 0.0, generator)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
-    loader = _loader(train_units, options.batch_size, generator)
+    loader = _loader(train_units, effective_batch_size(options.batch_size, len(train_units)), generator)
 
     private = PrivateTraining(privacy, units=len(train_units)) if privacy.enabled else None
     trained, criterion = model, MeanOfUnits()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ class VAESynthesizer(Synthesizer):
         try:
             state = torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True)
             network.load_state_dict(state)
-        except (RuntimeError, FileNotFoundError, EOFError) as exc:
+        except (RuntimeError, FileNotFoundError, EOFError, pickle.UnpicklingError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(f"{folder / WEIGHTS}: cannot load the weights ({reason})") from None
         self.network_ = network.eval()

@@ -1,0 +1,67 @@
+"""Shared fixtures: real data from ../shared/data, small seeded tables, an isolated Prefect home."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Prefect must not phone home or touch the user's ~/.prefect, whichever test imports it first.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+DIABETES_CSV = SHARED_DATA / "diabetes_130" / "diabetic_data.csv"
+NOSHOW_CSV = SHARED_DATA / "noshow_appointments" / "KaggleV2-May-2016.csv"
+HEART_CSV = SHARED_DATA / "heart_disease_uci" / "heart_disease_uci_combined.csv"
+
+
+def pytest_configure(config):
+    home = Path(os.environ.get("PYTEST_PREFECT_HOME", "/tmp")) / f"synth-tests-prefect-{os.getpid()}"
+    os.environ.setdefault("PREFECT_HOME", str(home))
+
+
+def shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.fail(f"shared test data missing: {path} (the tests read ../shared/data beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def diabetes_csv() -> Path:
+    return shared(DIABETES_CSV)
+
+
+@pytest.fixture(scope="session")
+def noshow_csv() -> Path:
+    return shared(NOSHOW_CSV)
+
+
+@pytest.fixture(scope="session")
+def heart_csv() -> Path:
+    return shared(HEART_CSV)
+
+
+@pytest.fixture(scope="session")
+def mimic_table():
+    """The bundled MIMIC-III demo episode table (11k rows, 97 patients)."""
+    from synth.demo.mimic import DEMO_DATA_DIR, build_episode_table
+
+    return build_episode_table(DEMO_DATA_DIR)
+
+
+@pytest.fixture(scope="session")
+def diabetes_sample(diabetes_csv):
+    """3,000 seeded rows of diabetes-130 as an Arrow table (missing written as '?')."""
+    import numpy as np
+
+    from synth.config import parse_config
+    from synth.io.sources import read_table
+
+    table = read_table(diabetes_csv, parse_config({"source": {"na_values": ["?"]}}))
+    rows = np.sort(np.random.default_rng(0).choice(table.num_rows, 3_000, replace=False))
+    return table.take(rows)
