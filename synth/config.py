@@ -64,7 +64,9 @@ class TransformOptions(_Strict):
 class ModelOptions(_Strict):
     """The mixed-type VAE and its training loop."""
 
-    name: Literal["vae"] = "vae"
+    name: Literal["auto", "vae", "patient-vae"] = Field(
+        default="auto", description="auto: patient-vae when the extract has an entity key, else vae"
+    )
     latent_dim: Annotated[int, Field(ge=1)] = 32
     hidden_dims: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [256, 256])
     epochs: Annotated[int, Field(ge=1)] = 100
@@ -89,6 +91,9 @@ class PrivacyOptions(_Strict):
     )
     max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
     accountant: Literal["prv", "rdp", "gdp"] = "prv"
+    transform_share: Annotated[float, Field(gt=0, lt=1)] = Field(
+        default=0.1, description="share of epsilon (and delta) spent learning the transforms' domain with DP"
+    )
 
     @property
     def enabled(self) -> bool:
@@ -128,8 +133,8 @@ class ValidationOptions(_Strict):
     null_tolerance: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.05, description="allowed rise of a column's null fraction over the profiled one"
     )
-    category_tolerance: Annotated[float, Field(ge=0, le=1)] = Field(
-        default=0.001, description="allowed share of values outside the profiled categories"
+    value_tolerance: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.001, description="allowed share of values outside the profiled categories or ranges"
     )
     range_margin: Annotated[float, Field(ge=0)] = Field(
         default=0.1, description="numeric ranges are widened by this share of their span"
@@ -145,6 +150,103 @@ class EvaluationOptions(_Strict):
     holdout_fraction: Annotated[float, Field(ge=0, le=0.5)] = Field(
         default=0.2, description="share of patients (or rows) kept from training, for privacy and utility baselines"
     )
+    target: str | None = Field(default=None, description="column predicted by the TSTR/TRTR utility models")
+    sensitive: list[str] = Field(default_factory=list, description="columns an attribute-inference attacker tries to learn")
+    protected: list[str] = Field(default_factory=list, description="protected attributes for the fairness check")
+    profile: bool = Field(default=False, description="also write profile.html (needs the optional 'profile' extra)")
+    suppress_below: Annotated[int, Field(ge=1)] = Field(
+        default=10, description="report bins, categories and groups with fewer real rows than this are not shown"
+    )
+    distance_rows: Annotated[int, Field(ge=10)] = Field(
+        default=10_000, description="synthetic and holdout rows whose closest-record distance to every training row is taken"
+    )
+    propensity_rows: Annotated[int, Field(ge=100)] = Field(default=20_000, description="rows per side for pMSE")
+    attack_rows: Annotated[int, Field(ge=10)] = Field(
+        default=5_000, description="members and non-members each for the privacy attacks"
+    )
+    attack_reference_rows: Annotated[int, Field(ge=10)] = Field(
+        default=100_000, description="synthetic rows the privacy attacks search"
+    )
+    utility_rows: Annotated[int, Field(ge=100)] = Field(
+        default=50_000, description="training rows for each TSTR/TRTR model"
+    )
+
+
+class GateOptions(_Strict):
+    """The release gate: synthetic data reach the release folder only if every check passes."""
+
+    max_exact_copies: Annotated[int, Field(ge=0)] = Field(default=0, description="synthetic rows equal to a real row")
+    dcr_tolerance: Annotated[float, Field(ge=0, lt=1)] = Field(
+        default=0.1,
+        description="fail if median synthetic DCR < median holdout DCR x (1 - tolerance)",
+    )
+    max_mia_auc: Annotated[float, Field(ge=0.5, le=1)] = Field(default=0.6, description="membership-inference AUC")
+    min_quality: Annotated[float, Field(ge=0, le=1)] = Field(default=0.7, description="SDMetrics quality score")
+
+
+class EntityOptions(_Strict):
+    """Patient-aware modelling when the extract has an entity key."""
+
+    static: list[str] | None = Field(
+        default=None, description="patient-level columns; default: those constant within every patient"
+    )
+    order_threshold: Annotated[float, Field(gt=0.5, le=1)] = Field(
+        default=0.99, description="a date column follows another when it does in this share of real rows"
+    )
+    max_rows_per_entity: Annotated[int, Field(ge=1)] = Field(
+        default=64, description="with DP: rows one patient contributes to the row model (contribution bound)"
+    )
+
+
+class InequalityConstraint(_Strict):
+    """``low <= high`` (``<`` when strict) within a row; dates: enforced by construction."""
+
+    type: Literal["inequality"]
+    low: str
+    high: str
+    strict: bool = False
+
+
+class RangeConstraint(_Strict):
+    """``min <= column <= max`` (either bound may be omitted); enforced by rejection."""
+
+    type: Literal["range"]
+    column: str
+    min: float | None = None
+    max: float | None = None
+
+
+class CombinationConstraint(_Strict):
+    """Value combinations of ``columns``: only ``allowed`` ones, or none of ``forbidden``; by rejection."""
+
+    type: Literal["combination"]
+    columns: list[str] = Field(min_length=2)
+    allowed: list[list[Any]] | None = None
+    forbidden: list[list[Any]] | None = None
+
+    @model_validator(mode="after")
+    def _one_list(self) -> CombinationConstraint:
+        if (self.allowed is None) == (self.forbidden is None):
+            raise ValueError("give exactly one of allowed or forbidden")
+        for combo in self.allowed or self.forbidden or []:
+            if len(combo) != len(self.columns):
+                raise ValueError(f"combination {combo} does not have one value per column {self.columns}")
+        return self
+
+
+class AgeConstraint(_Strict):
+    """``column`` = whole years from ``birth`` to ``at`` (capped at ``top_code``); derived by construction."""
+
+    type: Literal["age"]
+    column: str
+    birth: str
+    at: str
+    top_code: int | None = None
+
+
+Constraint = Annotated[
+    InequalityConstraint | RangeConstraint | CombinationConstraint | AgeConstraint, Field(discriminator="type")
+]
 
 
 class PipelineConfig(_Strict):
@@ -160,6 +262,9 @@ class PipelineConfig(_Strict):
     privacy: PrivacyOptions = Field(default_factory=PrivacyOptions)
     sampling: SamplingOptions = Field(default_factory=SamplingOptions)
     evaluation: EvaluationOptions = Field(default_factory=EvaluationOptions)
+    gate: GateOptions = Field(default_factory=GateOptions)
+    entity: EntityOptions = Field(default_factory=EntityOptions)
+    constraints: list[Constraint] = Field(default_factory=list)
     preprocess: PreprocessOptions = Field(default_factory=PreprocessOptions)
     validation: ValidationOptions = Field(default_factory=ValidationOptions)
 

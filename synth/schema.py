@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from synth.config import ColumnKind, PipelineConfig
+from synth.constraints import check_columns
 from synth.errors import ConfigError, SchemaError
 
 INTEGER_CATEGORY_LIMIT = 10
@@ -169,6 +170,17 @@ def _check_config_names(table: pa.Table, config: PipelineConfig) -> None:
                 raise ConfigError(f"config {section}.{name}: no such column in the extract (columns: {listing})")
     if config.entity_key is not None and config.entity_key not in known:
         raise ConfigError(f"config entity_key: no column {config.entity_key!r} in the extract (columns: {listing})")
+    if config.entity_key is not None:
+        keys = table[config.entity_key]
+        if pc.count_distinct(keys).as_py() == keys.length() - keys.null_count:
+            raise ConfigError(
+                f"config entity_key: {config.entity_key!r} never repeats (one row per value), so it cannot "
+                "group a patient's rows; name the patient identifier, or remove entity_key"
+            )
+    for name in config.entity.static or []:
+        if name not in known:
+            raise ConfigError(f"config entity.static.{name}: no such column in the extract (columns: {listing})")
+    check_columns(config.constraints, table.column_names)
 
 
 def _infer_kind(name: str, column: pa.ChunkedArray, config: PipelineConfig) -> ColumnKind:
@@ -217,26 +229,19 @@ def _check_kind_fits(column: pa.ChunkedArray, spec: ColumnSpec) -> None:
     if spec.kind is ColumnKind.NUMERICAL and not (
         pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
     ):
-        example = _first_value(column)
         raise ConfigError(
-            f"column {spec.name!r}: declared numerical but holds {dtype} values (e.g. {example!r}); "
+            f"column {spec.name!r}: declared numerical but holds {dtype} values; "
             "declare it categorical, or clean it to numbers"
         )
     if spec.kind is ColumnKind.DATETIME and not (pa.types.is_timestamp(dtype) or pa.types.is_date(dtype)):
-        example = _first_value(column)
         raise ConfigError(
-            f"column {spec.name!r}: declared datetime but holds {dtype} values (e.g. {example!r}) that were not "
-            "read as dates; for CSV sources set columns.<name>.datetime_format to their strptime format"
+            f"column {spec.name!r}: declared datetime but holds {dtype} values that were not read as dates; "
+            "for CSV sources set columns.<name>.datetime_format to their strptime format"
         )
     if spec.kind is ColumnKind.BOOLEAN:
         distinct = pc.count_distinct(column).as_py()
         if not pa.types.is_boolean(dtype) and distinct > 2:
             raise ConfigError(f"column {spec.name!r}: declared boolean but holds {distinct} distinct values")
-
-
-def _first_value(column: pa.ChunkedArray):
-    valid = pc.drop_null(column)
-    return valid[0].as_py() if len(valid) else None
 
 
 def _infer_entity_key(table: pa.Table, columns: list[ColumnSpec]) -> str | None:

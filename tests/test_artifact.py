@@ -30,6 +30,7 @@ def test_folder_holds_plain_files_and_loads_to_the_same_model(saved):
         [
             "config.json",
             "identifiers.json",
+            "level_schema.json",
             "model.json",
             "model.pt",
             "privacy.json",

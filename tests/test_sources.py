@@ -25,8 +25,21 @@ def test_noshow_ids_declared_as_identifiers_are_read_as_text_and_dates_parsed(no
     table = read_table(noshow_csv, parse_config({"columns": {"PatientId": "identifier"}}))
     assert pa.types.is_large_string(table["PatientId"].type) or pa.types.is_string(table["PatientId"].type)
     assert table["PatientId"][0].as_py() == "29872499824296"
-    assert pa.types.is_timestamp(table["ScheduledDay"].type)
-    assert pa.types.is_timestamp(table["AppointmentDay"].type)
+    for name in ("ScheduledDay", "AppointmentDay"):
+        assert table[name].type == pa.timestamp("us", tz="UTC")  # "...Z" is UTC
+        assert table[name].null_count == 0  # every value parsed, none lost
+    assert str(table["ScheduledDay"][0].as_py()) == "2016-04-29 18:38:08+00:00"
+
+
+def test_a_date_column_with_a_stray_value_stays_text_and_a_wrong_format_is_an_error(tmp_path):
+    path = _write(tmp_path / "d.csv", "a,b\n2020-01-02,02/01/2020\nunknown,03/01/2020\n")
+    table = read_table(path)
+    assert pa.types.is_large_string(table["a"].type) or pa.types.is_string(table["a"].type)
+    assert table["a"].to_pylist() == ["2020-01-02", "unknown"]
+    parsed = read_table(path, parse_config({"columns": {"b": {"datetime_format": "%d/%m/%Y"}}}))
+    assert parsed["b"].to_pylist()[1].month == 1 and parsed["b"].to_pylist()[1].day == 3
+    with pytest.raises(SourceError, match="column 'b': 2 values do not match datetime_format"):
+        read_table(path, parse_config({"columns": {"b": {"datetime_format": "%Y-%m-%d"}}}))
 
 
 def test_parquet_file_folder_and_glob_give_the_same_rows(tmp_path):

@@ -57,8 +57,8 @@ def test_training_is_seeded(heart_csv):
     config = parse_config({"seed": 4, "model": {"epochs": 3}})
     table = read_table(heart_csv, config)
     schema = infer_schema(table, config)
-    a = get_synthesizer("vae")(config).fit(table, schema).network_.state_dict()
-    b = get_synthesizer("vae")(config).fit(table, schema).network_.state_dict()
+    a = get_synthesizer("vae")(config).fit(table, schema).table_.network_.state_dict()
+    b = get_synthesizer("vae")(config).fit(table, schema).table_.network_.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

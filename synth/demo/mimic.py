@@ -201,6 +201,10 @@ def _age_at_admission() -> pl.Expr:
     ``dob`` itself is kept as published.
     """
     admit, dob = pl.col("admittime").dt, pl.col("dob").dt
-    before_birthday = (admit.month() * 100 + admit.day()) < (dob.month() * 100 + dob.day())
+
+    def month_day(part) -> pl.Expr:  # month() and day() are Int8: widen before * 100
+        return part.month().cast(pl.Int32) * 100 + part.day().cast(pl.Int32)
+
+    before_birthday = month_day(admit) < month_day(dob)
     years = (admit.year() - dob.year()).cast(pl.Int64) - before_birthday.cast(pl.Int64)
     return pl.when(years > AGE_TOP_CODE - 1).then(AGE_TOP_CODE).otherwise(years).cast(pl.Int64)

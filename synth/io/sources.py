@@ -113,7 +113,7 @@ def _read_csv(paths: list[Path], config: PipelineConfig) -> pa.Table:
             raise SourceError(f"cannot read CSV {path}: {_first_line(exc)}") from None
         if frame.width == 0 or frame.height == 0:
             raise SourceError(f"{path}: the CSV file is empty")
-        frames.append(_parse_datetimes(frame, config))
+        frames.append(parse_datetimes(frame, config))
     try:
         frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
     except pl.exceptions.PolarsError as exc:
@@ -121,30 +121,32 @@ def _read_csv(paths: list[Path], config: PipelineConfig) -> pa.Table:
     return frame.to_arrow().combine_chunks()
 
 
-def _parse_datetimes(frame: pl.DataFrame, config: PipelineConfig) -> pl.DataFrame:
-    """Turn text columns holding dates into datetimes (declared formats first, then ISO 8601)."""
-    casts = []
+def parse_datetimes(frame: pl.DataFrame, config: PipelineConfig) -> pl.DataFrame:
+    """Turn text columns holding dates into datetimes (declared formats first, then ISO 8601).
+
+    Parsed eagerly, column by column, so Polars infers each format and keeps time zones
+    (``...Z`` becomes UTC). An undeclared column converts only if every value parses: a
+    date column with a stray "unknown" stays text rather than losing values to nulls.
+    """
+    parsed = {}
     for name, dtype in frame.schema.items():
         if dtype != pl.String:
             continue
         declared = config.columns.get(name)
-        if declared is not None and declared.datetime_format:
-            try:
-                casts.append(pl.col(name).str.to_datetime(declared.datetime_format, strict=True))
-            except pl.exceptions.PolarsError:
-                raise SourceError(f"column {name!r}: values do not match datetime_format {declared.datetime_format!r}")
-            continue
-        if declared is not None and declared.kind not in (None, ColumnKind.DATETIME):
-            continue
-        probe = frame[name].drop_nulls().head(_DATE_PROBE_ROWS)
-        if len(probe) and all(_ISO_DATE.match(v) for v in probe.to_list()):
-            casts.append(pl.col(name).str.to_datetime(strict=False, time_unit="us"))
-    if not casts:
-        return frame
-    try:
-        return frame.with_columns(casts)
-    except pl.exceptions.PolarsError as exc:
-        raise SourceError(f"cannot parse datetimes: {_first_line(exc)}") from None
+        fmt = declared.datetime_format if declared is not None else None
+        if fmt is None:
+            if declared is not None and declared.kind not in (None, ColumnKind.DATETIME):
+                continue
+            probe = frame[name].drop_nulls().head(_DATE_PROBE_ROWS)
+            if not (len(probe) and all(_ISO_DATE.match(v) for v in probe.to_list())):
+                continue
+        try:
+            parsed[name] = frame[name].str.to_datetime(fmt, time_unit="us", strict=True)
+        except pl.exceptions.PolarsError:
+            if fmt is not None:
+                failed = frame[name].str.to_datetime(fmt, time_unit="us", strict=False).null_count() - frame[name].null_count()
+                raise SourceError(f"column {name!r}: {failed} values do not match datetime_format {fmt!r}") from None
+    return frame.with_columns(**parsed) if parsed else frame
 
 
 def _first_line(exc: Exception) -> str:

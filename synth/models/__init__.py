@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from synth.errors import ConfigError
-from synth.models.base import Synthesizer
-from synth.models.vae import VAESynthesizer
+from pathlib import Path
 
-REGISTRY: dict[str, type[Synthesizer]] = {VAESynthesizer.name: VAESynthesizer}
+from synth.artifact import read_json
+from synth.config import PipelineConfig
+from synth.errors import ConfigError, ModelError
+from synth.models.base import MODEL_JSON, Synthesizer
+from synth.models.patient import PatientSynthesizer
+from synth.models.vae import VAESynthesizer
+from synth.schema import Schema
+
+REGISTRY: dict[str, type[Synthesizer]] = {cls.name: cls for cls in (VAESynthesizer, PatientSynthesizer)}
 
 
 def get_synthesizer(name: str) -> type[Synthesizer]:
@@ -15,3 +21,23 @@ def get_synthesizer(name: str) -> type[Synthesizer]:
         return REGISTRY[name]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}; choose one of {sorted(REGISTRY)}") from None
+
+
+def synthesizer_for(config: PipelineConfig, schema: Schema) -> Synthesizer:
+    """A new synthesizer for this extract: ``model.name``, or for ``auto`` the patient model
+    when the schema has an entity key and the row model otherwise."""
+    name = config.model.name
+    if name == "auto":
+        name = PatientSynthesizer.name if schema.entity_key else VAESynthesizer.name
+    return get_synthesizer(name)(config)
+
+
+def load_synthesizer(folder: str | Path) -> Synthesizer:
+    """Load a saved model folder, whichever synthesizer wrote it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(f"model folder not found: {folder}")
+    name = read_json(folder / MODEL_JSON).get("name", "")
+    if name not in REGISTRY:
+        raise ModelError(f"{folder} holds an unknown model {name!r}")
+    return REGISTRY[name].load(folder)

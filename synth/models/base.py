@@ -1,10 +1,12 @@
 """The synthesizer contract every model follows (scikit-learn style, RDT-style templates).
 
 ``fit(table, schema) -> self`` and ``sample(n, seed) -> table`` work on Arrow tables in
-the extract's own types. The public methods validate, transform and restore types;
-a subclass writes only ``_fit`` (on the model-ready matrix), ``_sample`` (a matrix from
-a ``torch.Generator``) and ``_save`` / ``_load`` for its weights. Hyperparameters are set
-in ``__init__`` and stored unchanged; learned state ends with ``_``.
+the extract's own types. The public methods validate, fill identifiers and restore
+types; a subclass writes only ``_fit`` (from the table), ``_sample_frame`` (a frame of
+the modelled columns from a ``torch.Generator``) and ``_save`` / ``_load``.
+Hyperparameters are set in ``__init__`` and stored unchanged; learned state ends with
+``_``. Constraints that are not enforced by construction are enforced here by
+rejection: rows that break any of them are drawn again, up to ``REJECTION_ROUNDS`` times.
 """
 
 from __future__ import annotations
@@ -14,26 +16,32 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import torch
 
 from synth import identifiers
 from synth.artifact import VERSIONS_JSON, check_versions, library_versions, read_json
 from synth.config import ColumnKind, PipelineConfig
+from synth.constraints import check_columns
 from synth.errors import ModelError, SchemaError
-from synth.frames import to_arrow, to_model_frame
+from synth.frames import to_arrow
 from synth.io.atomic import atomic_dir, write_json_atomic, write_text_atomic
+from synth.models.training import TrainingReport
+from synth.privacy import PrivacyReport
 from synth.schema import Schema
-from synth.transforms import TableTransformer
 
 MODEL_JSON = "model.json"
 CONFIG_JSON = "config.json"
 SCHEMA_JSON = "schema.json"
 IDENTIFIERS_JSON = "identifiers.json"
+TRAINING_JSON = "training.json"
+PRIVACY_JSON = "privacy.json"
+REJECTION_ROUNDS = 20
 
 
 class Synthesizer(ABC):
-    """Base class: a transformer plus a generative model over its matrix.
+    """Base class of every synthesizer.
 
     Args:
         config: the pipeline configuration (model, privacy, transform settings, seed).
@@ -46,24 +54,19 @@ class Synthesizer(ABC):
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, table: pa.Table, schema: Schema, **kwargs: Any) -> Synthesizer:
-        """Learn the transforms and the model from ``table``.
-
-        Keyword arguments (e.g. ``on_epoch``) are passed to the subclass's ``_fit``.
-        """
+        """Learn the model from ``table``; keyword arguments (``on_epoch``, ``checkpoint_dir``) go to ``_fit``."""
         missing = [name for name in schema.names if name not in table.column_names]
         if missing:
             raise SchemaError(f"the table lacks schema columns {missing}")
-        frame = to_model_frame(table, schema)
+        check_columns(self.config.constraints, schema.names)
         self.schema_ = schema
         self.identifiers_ = identifiers.learn_formats(table, schema)
-        self.transformer_ = TableTransformer(self.config.transforms, seed=self.config.seed).fit(frame, schema)
-        matrix = self.transformer_.transform(frame, np.random.default_rng(self.config.seed))
-        self._fit(matrix, **kwargs)
+        self._fit(table, **kwargs)
         return self
 
     @abstractmethod
-    def _fit(self, matrix: np.ndarray, **kwargs: Any) -> None:
-        """Fit the model to the transformed matrix."""
+    def _fit(self, table: pa.Table, **kwargs: Any) -> None:
+        """Fit the model; set ``training_`` (a summary) and ``privacy_``."""
 
     # -- sampling --------------------------------------------------------------------------
     def sample(self, n: int, seed: int | np.random.SeedSequence = 0, start: int = 0) -> pa.Table:
@@ -79,16 +82,20 @@ class Synthesizer(ABC):
             raise ValueError("n must be at least 1")
         sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         generator = torch.Generator().manual_seed(int(sequence.generate_state(1, dtype=np.uint64)[0] >> 1))
-        matrix = self._sample(n, generator)
-        frame = self.transformer_.reverse_transform(matrix)
+        frame = self._sample_frame(n, generator, start)
         for spec in self.schema_.of_kind(ColumnKind.IDENTIFIER):
-            digits = self.identifiers_[spec.name]["digits"]
-            frame[spec.name] = identifiers.fresh_ids(spec.arrow, digits, start, n).to_pandas()
+            if spec.name not in frame:
+                digits = self.identifiers_[spec.name]["digits"]
+                frame[spec.name] = identifiers.fresh_ids(spec.arrow, digits, start, n).to_pandas()
         return to_arrow(frame, self.schema_)
 
     @abstractmethod
-    def _sample(self, n: int, generator: torch.Generator) -> np.ndarray:
-        """A (n, segments) float64 matrix drawn from the model."""
+    def _sample_frame(self, n: int, generator: torch.Generator, start: int) -> pd.DataFrame:
+        """A frame of ``n`` rows of the modelled columns (and any identifier the model sets itself)."""
+
+    def _rejection_constraints(self) -> list:
+        """Constraints the model does not enforce by construction (checked by rejection)."""
+        return list(self.config.constraints)
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
@@ -96,12 +103,13 @@ class Synthesizer(ABC):
         self._check_fitted()
         folder = Path(folder)
         with atomic_dir(folder) as tmp:
-            write_json_atomic(tmp / MODEL_JSON, {"name": self.name, **self._describe()})
+            write_json_atomic(tmp / MODEL_JSON, {"name": self.name})
             write_text_atomic(tmp / CONFIG_JSON, self.config.model_dump_json(indent=2))
             write_text_atomic(tmp / SCHEMA_JSON, self.schema_.to_json())
             write_json_atomic(tmp / IDENTIFIERS_JSON, self.identifiers_)
             write_json_atomic(tmp / VERSIONS_JSON, library_versions())
-            self.transformer_.save(tmp)
+            write_json_atomic(tmp / TRAINING_JSON, self.training_.to_dict())
+            write_json_atomic(tmp / PRIVACY_JSON, self.privacy_.to_dict())
             self._save(tmp)
         return folder
 
@@ -118,20 +126,39 @@ class Synthesizer(ABC):
         self = cls(PipelineConfig.model_validate(read_json(folder / CONFIG_JSON)))
         self.schema_ = Schema.from_json((folder / SCHEMA_JSON).read_text(encoding="utf-8"))
         self.identifiers_ = read_json(folder / IDENTIFIERS_JSON)
-        self.transformer_ = TableTransformer.load(folder)
-        self._load(folder, described)
+        training = read_json(folder / TRAINING_JSON)
+        training["privacy"] = PrivacyReport(**training["privacy"])
+        training["history"] = []  # kept in the file; not needed to sample
+        self.training_ = TrainingReport(**training)
+        self.privacy_ = PrivacyReport(**read_json(folder / PRIVACY_JSON))
+        self._load(folder)
         return self
-
-    def _describe(self) -> dict:
-        """Extra constructor facts for ``model.json``."""
-        return {}
 
     @abstractmethod
     def _save(self, folder: Path) -> None: ...
 
     @abstractmethod
-    def _load(self, folder: Path, described: dict) -> None: ...
+    def _load(self, folder: Path) -> None: ...
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "transformer_"):
+        if not hasattr(self, "training_"):
             raise ModelError(f"this {type(self).__name__} is not fitted; call fit() or load() first")
+
+
+def summary_report(reports: list[TrainingReport], privacy: PrivacyReport) -> TrainingReport:
+    """One training summary for a model that trained several networks (seconds add up)."""
+    last = reports[-1]
+    seconds = sum(r.seconds for r in reports)
+    rows_epochs = sum(r.rows * (r.epochs_run - r.resumed_from_epoch) for r in reports)
+    return TrainingReport(
+        device=last.device,
+        rows=last.rows,
+        epochs_run=last.epochs_run,
+        best_epoch=last.best_epoch,
+        stopped_early=last.stopped_early,
+        seconds=seconds,
+        rows_per_second=rows_epochs / seconds if seconds > 0 else 0.0,
+        history=[h for r in reports for h in r.history],
+        privacy=privacy,
+        resumed_from_epoch=last.resumed_from_epoch,
+    )

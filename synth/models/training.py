@@ -39,6 +39,7 @@ class EpochStats:
     train_loss: float
     validation_loss: float | None
     seconds: float
+    stage: str = ""
 
 
 @dataclass
@@ -101,6 +102,49 @@ class Units(Dataset):
         return Units(picked["x"], picked.get("condition"), picked.get("mask"))
 
 
+class PatientUnits(Units):
+    """Patients as units: each batch is (patients, rows, ...) padded to its longest patient.
+
+    Rows are stored flat, patient after patient; ``sizes`` gives each patient's row count.
+    A patient with more than ``max_rows`` rows contributes a seeded random subset of them
+    (the contribution bound of patient-level DP).
+    """
+
+    def __init__(
+        self, x: torch.Tensor, condition: torch.Tensor, sizes: torch.Tensor, max_rows: int, generator: torch.Generator
+    ):
+        starts = torch.cumsum(sizes, 0) - sizes
+        keep = []
+        for start, size in zip(starts.tolist(), sizes.tolist()):
+            rows = torch.arange(start, start + size)
+            keep.append(rows if size <= max_rows else rows[torch.randperm(size, generator=generator)[:max_rows]].sort()[0])
+        self.index = keep  # per patient, the flat row positions it contributes
+        self.flat_x, self.flat_condition = x, condition
+        self.rows = sum(len(k) for k in keep)
+        self.tensors = {"x": x}  # for shape queries only; batches are built in __getitems__
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitems__(self, indices: list[int]):
+        chosen = [self.index[i] for i in indices]
+        longest = max((len(c) for c in chosen), default=1)
+        x = torch.zeros((len(chosen), longest, self.flat_x.shape[1]))
+        condition = torch.zeros((len(chosen), longest, self.flat_condition.shape[1]))
+        mask = torch.zeros((len(chosen), longest), dtype=torch.bool)
+        for j, rows in enumerate(chosen):
+            x[j, : len(rows)] = self.flat_x[rows]
+            condition[j, : len(rows)] = self.flat_condition[rows]
+            mask[j, : len(rows)] = True
+        return {"x": x, "condition": condition, "mask": mask}
+
+    def __getitem__(self, index):
+        return self.__getitems__([index])
+
+    def split(self, fraction: float, generator: torch.Generator):
+        return self, None  # patient units are only used under DP, which trains on every unit
+
+
 def effective_batch_size(batch_size: int, units: int) -> int:
     """``batch_size``, shrunk on small data so an epoch still takes at least 16 steps.
 
@@ -127,6 +171,7 @@ def train(
     seed: int,
     on_epoch: EpochCallback | None = None,
     checkpoint_dir: str | Path | None = None,
+    stage: str = "",
 ) -> TrainingReport:
     """Fit ``model`` to ``units`` in place.
 
@@ -138,6 +183,7 @@ def train(
         seed: seeds the split, the batches, the reparameterisation noise and the DP noise.
         on_epoch: called after each epoch (progress, logging).
         checkpoint_dir: save state there every epoch; resume from it when present.
+        stage: a name for progress reports when a model trains several networks.
     """
     device = pick_device(options.device)
     generator = torch.Generator().manual_seed(seed)
@@ -183,7 +229,7 @@ def train(
             count += size
         train_loss = total / max(count, 1)
         val_loss = _evaluate(model, validation, options.batch_size, device, device_generator)
-        stats = EpochStats(epoch, train_loss, val_loss, time.perf_counter() - tick)
+        stats = EpochStats(epoch, train_loss, val_loss, time.perf_counter() - tick, stage)
         state.record(stats, model, keep_best=private is None)
         if checkpoint is not None:
             _save(checkpoint, state, model, optimizer, generator, device_generator, private)

@@ -1,27 +1,24 @@
-"""The mixed-type VAE synthesizer: :class:`MixedVAE` trained by :func:`training.train`."""
+"""The row-level synthesizer: one mixed-type VAE over the whole table.
+
+Every row is a unit of learning and of privacy. Use it for extracts without an entity
+key (or to ignore one); :mod:`synth.models.patient` models patients and their rows.
+"""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import pandas as pd
+import pyarrow as pa
 import torch
 
-from synth.artifact import read_json
-from synth.errors import ModelError
-from synth.io.atomic import atomic_path, write_json_atomic
-from synth.models.base import Synthesizer
-from synth.models.network import MixedVAE
-from synth.models.training import EpochCallback, TrainingReport, Units, pick_device, train
-from synth.privacy import PrivacyReport
-from synth.transforms import Segment
-
-WEIGHTS = "model.pt"
-TRAINING_JSON = "training.json"
-PRIVACY_JSON = "privacy.json"
-DECODE_BATCH = 16_384
+from synth.constraints import violations
+from synth.frames import to_model_frame
+from synth.models.base import REJECTION_ROUNDS, Synthesizer, summary_report
+from synth.models.table_vae import TableVAE
+from synth.models.training import EpochCallback, Units
+from synth.privacy import PrivacyReport, combine, plan_budget
 
 
 class VAESynthesizer(Synthesizer):
@@ -29,61 +26,33 @@ class VAESynthesizer(Synthesizer):
 
     name = "vae"
 
-    def _build_network(self, segments: list[Segment]) -> MixedVAE:
-        options = self.config.model
-        return MixedVAE(segments, latent_dim=options.latent_dim, hidden_dims=options.hidden_dims)
-
     def _fit(
-        self,
-        matrix: np.ndarray,
-        on_epoch: EpochCallback | None = None,
-        checkpoint_dir: str | Path | None = None,
-        **_: Any,
+        self, table: pa.Table, on_epoch: EpochCallback | None = None, checkpoint_dir: str | Path | None = None, **_: Any
     ) -> None:
-        network = self._build_network(self.transformer_.segments_)
-        network.reset_parameters(torch.Generator().manual_seed(self.config.seed))
-        units = Units(torch.as_tensor(matrix, dtype=torch.float32))
-        config = self.config
-        self.training_ = train(network, units, config.model, config.privacy, config.seed, on_epoch, checkpoint_dir)
-        self.network_ = network.cpu().eval()
+        frame = to_model_frame(table, self.schema_)
+        privacy = self.config.privacy
+        budget = plan_budget(privacy, len(frame), {"rows": 1.0}) if privacy.enabled else None
+        self.table_ = TableVAE(self.config, self.config.seed)
+        self.table_.fit_transformer(frame, self.schema_, budget.transforms if budget else None)
+        units = Units(torch.as_tensor(self.table_.matrix(frame), dtype=torch.float32))
+        report = self.table_.train(units, budget.trainings["rows"] if budget else privacy, on_epoch, checkpoint_dir)
+        self.privacy_ = combine(budget, {"rows": report.privacy}, unit="row") if budget else PrivacyReport(False)
+        self.training_ = summary_report([report], self.privacy_)
 
-    def _sample(self, n: int, generator: torch.Generator) -> np.ndarray:
-        # Decode in fixed-size batches: the softmax outputs are rows x all classes wide.
-        out = np.empty((n, len(self.transformer_.segments_)), dtype=np.float64)
-        for start in range(0, n, DECODE_BATCH):
-            stop = min(n, start + DECODE_BATCH)
-            out[start:stop] = self.network_.generate(stop - start, generator).cpu().numpy()
-        return out
-
-    @property
-    def privacy_(self) -> PrivacyReport:
-        return self.training_.privacy
-
-    def _describe(self) -> dict:
-        return {"latent_dim": self.config.model.latent_dim, "hidden_dims": self.config.model.hidden_dims}
+    def _sample_frame(self, n: int, generator: torch.Generator, start: int) -> pd.DataFrame:
+        frame = self.table_.reverse(self.table_.generate(n, generator))
+        constraints = self._rejection_constraints()
+        for _ in range(REJECTION_ROUNDS if constraints else 0):
+            bad = violations(frame, constraints)
+            if not bad.any():
+                break
+            # Rows are exchangeable here, so redrawn rows simply replace the rejected ones.
+            redraw = self.table_.reverse(self.table_.generate(int(bad.sum()), generator))
+            frame = pd.concat([frame[~bad], redraw], ignore_index=True)
+        return frame
 
     def _save(self, folder: Path) -> None:
-        with atomic_path(folder / WEIGHTS) as tmp:
-            torch.save(self.network_.state_dict(), tmp)
-        write_json_atomic(folder / TRAINING_JSON, self.training_.to_dict())
-        write_json_atomic(folder / PRIVACY_JSON, self.training_.privacy.to_dict())
+        self.table_.save(folder)
 
-    def _load(self, folder: Path, described: dict) -> None:
-        network = self._build_network(self.transformer_.segments_)
-        try:
-            state = torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True)
-            network.load_state_dict(state)
-        except (RuntimeError, FileNotFoundError, EOFError, pickle.UnpicklingError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ModelError(f"{folder / WEIGHTS}: cannot load the weights ({reason})") from None
-        self.network_ = network.eval()
-        report = read_json(folder / TRAINING_JSON)
-        report["privacy"] = PrivacyReport(**report["privacy"])
-        report["history"] = []  # per-epoch history stays in the file; it is not needed to sample
-        self.training_ = TrainingReport(**report)
-
-    def to(self, device: str) -> VAESynthesizer:
-        """Move the network for sampling (``auto`` picks CUDA when present)."""
-        self.network_ = self.network_.to(pick_device(device))
-        return self
-
+    def _load(self, folder: Path) -> None:
+        self.table_ = TableVAE.load(folder, self.config, self.config.seed)

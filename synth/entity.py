@@ -1,0 +1,304 @@
+"""Patient-aware layout: which columns belong to the patient, and how dates are encoded.
+
+An extract with an entity key is split into two levels:
+
+* **patients** - one row per patient: the *static* columns (constant within every real
+  patient, found automatically or declared), the number of rows, and an *anchor* for
+  each row-level date that has nothing before it (the patient's first such date);
+* **rows** - the other columns, one row per real row.
+
+Dates are stored relative to the patient, so order and realistic lengths come back:
+
+* a date that follows another in (almost) every real row - admission -> discharge,
+  scheduled -> appointment, birth -> admission - is stored as the whole number of its
+  own time unit (day, second...) after its predecessor, the closest one when several
+  qualify; a declared ``inequality`` constraint forces the link and forbids negatives;
+* a row-level date with no predecessor is stored as its offset from the patient's
+  anchor (so the first event is at offset 0 and the others follow it);
+* a static date with no static predecessor (e.g. birth) stays absolute.
+
+``age`` constraints derive a column from two dates after generation, so ages always
+agree with the birth date and the event date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from synth.config import AgeConstraint, ColumnKind, InequalityConstraint, PipelineConfig
+from synth.constraints import resolution_ns
+from synth.errors import ConfigError
+from synth.schema import ColumnSpec, Schema
+
+ROWS = "__rows"
+ANCHOR = "__anchor__"
+#: position features handed to the row model: relative position, first, last, size
+POSITION_FEATURES = 4
+_SIZE_SCALE = np.log1p(100.0)  # data-independent scale for the size feature
+
+
+@dataclass(frozen=True)
+class DateLink:
+    """``column`` is stored as whole ``unit_ns`` steps after ``parent`` (a date or an anchor)."""
+
+    column: str
+    parent: str
+    unit_ns: int
+    non_negative: bool = False
+
+
+@dataclass(frozen=True)
+class EntityPlan:
+    """How an extract splits into patients and rows, and how its dates are encoded."""
+
+    key: str
+    static: tuple[str, ...]
+    row: tuple[str, ...]
+    links: tuple[DateLink, ...] = ()
+    derived: tuple[AgeConstraint, ...] = ()
+    order_by: str | None = None
+    units: dict = field(default_factory=dict)  # date column -> its unit, for anchors and sorting
+
+    @property
+    def anchors(self) -> list[str]:
+        return [link.parent for link in self.links if link.parent.startswith(ANCHOR)]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["derived"] = [d.model_dump() for d in self.derived]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EntityPlan:
+        return cls(
+            key=data["key"],
+            static=tuple(data["static"]),
+            row=tuple(data["row"]),
+            links=tuple(DateLink(**link) for link in data["links"]),
+            derived=tuple(AgeConstraint(**d) for d in data["derived"]),
+            order_by=data["order_by"],
+            units=data["units"],
+        )
+
+
+@dataclass
+class Levels:
+    """The two levels of one extract (model frames: floats, objects, datetime64[ns])."""
+
+    patients: pd.DataFrame
+    rows: pd.DataFrame
+    patient_of_row: np.ndarray  # (n_rows,) index into ``patients``
+    position: np.ndarray  # (n_rows, POSITION_FEATURES)
+
+
+# -- planning -------------------------------------------------------------------------------
+def plan_entities(frame: pd.DataFrame, keys: np.ndarray, schema: Schema, config: PipelineConfig) -> EntityPlan:
+    """Decide the static columns and date links from the real data and the config."""
+    modelled = [c for c in schema.modelled]
+    derived = tuple(c for c in config.constraints if isinstance(c, AgeConstraint))
+    derived_names = {d.column for d in derived}
+    codes = pd.factorize(keys)[0]
+    if config.entity.static is not None:
+        unknown = [c for c in config.entity.static if c not in {m.name for m in modelled}]
+        if unknown:
+            raise ConfigError(f"config entity.static: {unknown} are not modelled columns")
+        static = [c.name for c in modelled if c.name in config.entity.static]
+    else:
+        static = [c.name for c in modelled if c.name not in derived_names and _constant_within(frame[c.name], codes)]
+    row = [c.name for c in modelled if c.name not in static and c.name not in derived_names]
+    dates = [c.name for c in modelled if c.kind is ColumnKind.DATETIME and c.name not in derived_names]
+    units = {d: resolution_ns(frame[d]) for d in dates}
+    declared = [c for c in config.constraints if isinstance(c, InequalityConstraint) and {c.low, c.high} <= set(dates)]
+    links = _link_dates(frame, codes, dates, set(static), units, declared, config.entity.order_threshold)
+    roots = [link.column for link in links if link.parent.startswith(ANCHOR)]
+    return EntityPlan(
+        key=schema.entity_key,
+        static=tuple(static),
+        row=tuple(row),
+        links=tuple(links),
+        derived=derived,
+        order_by=roots[0] if roots else next((d for d in dates if d in row), None),
+        units=units,
+    )
+
+
+def _constant_within(values: pd.Series, codes: np.ndarray) -> bool:
+    labels = pd.Series(pd.factorize(values, use_na_sentinel=False)[0])
+    return bool((labels.groupby(codes).nunique() <= 1).all())
+
+
+def _link_dates(frame, codes, dates, static, units, declared, threshold) -> list[DateLink]:
+    """Each date's predecessor: declared ones first, then the closest one that (almost) always precedes it."""
+    # Earlier-on-average columns come first; a date may only follow an earlier one (no cycles).
+    order = sorted(dates, key=lambda d: (_median_ns(frame[d]), d))
+    rank = {d: i for i, d in enumerate(order)}
+    forced = {c.high: c.low for c in declared}
+    links = []
+    for child in order:
+        candidates = []
+        for parent in order[: rank[child]] + ([forced[child]] if child in forced else []):
+            if child in static and parent not in static:
+                continue  # a patient-level date cannot hang off a row-level one
+            if not _defined_where(frame[parent], frame[child]):
+                continue
+            share, gap = _follows(frame[parent], frame[child], units[child])
+            if parent == forced.get(child) or share >= threshold:
+                candidates.append((parent != forced.get(child), gap, parent))
+        if candidates:
+            parent = min(candidates)[2]
+            links.append(DateLink(child, parent, units[child], non_negative=parent == forced.get(child)))
+        elif child not in static:
+            links.append(DateLink(child, ANCHOR + child, units[child], non_negative=True))
+    return _topological(links)
+
+
+def _median_ns(values: pd.Series) -> int:
+    ns = values.dropna().to_numpy(dtype="datetime64[ns]").view(np.int64)
+    return int(np.median(ns)) if len(ns) else 0
+
+
+def _defined_where(parent: pd.Series, child: pd.Series) -> bool:
+    return not bool((parent.isna() & child.notna()).any())
+
+
+def _follows(parent: pd.Series, child: pd.Series, unit: int) -> tuple[float, float]:
+    both = parent.notna() & child.notna()
+    if not both.any():
+        return 0.0, float("inf")
+    gaps = _steps(child[both], parent[both], unit)
+    return float(np.mean(gaps >= 0)), float(np.median(np.abs(gaps)))
+
+
+def _topological(links: list[DateLink]) -> list[DateLink]:
+    by_child = {link.column: link for link in links}
+    done: list[DateLink] = []
+    placed: set[str] = set()
+    while len(done) < len(links):
+        ready = [
+            link for link in links if link.column not in placed and (link.parent not in by_child or link.parent in placed)
+        ]
+        if not ready:
+            cycle = sorted(link.column for link in links if link.column not in placed)
+            raise ConfigError(f"the inequality constraints between {cycle} form a cycle")
+        done += ready
+        placed.update(link.column for link in ready)
+    return done
+
+
+# -- splitting and joining -----------------------------------------------------------------
+def split_levels(frame: pd.DataFrame, keys: np.ndarray, plan: EntityPlan) -> Levels:
+    """Patients and rows of a real extract, dates encoded relative to the patient."""
+    sort_columns = [keys] + ([frame[plan.order_by].to_numpy()] if plan.order_by else [])
+    order = np.lexsort(tuple(reversed([pd.factorize(c, sort=True)[0] for c in sort_columns])))
+    frame = frame.iloc[order].reset_index(drop=True)
+    codes, uniques = pd.factorize(keys[order], sort=True)
+    first = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+
+    patients = frame.iloc[first][list(plan.static)].reset_index(drop=True)
+    patients[ROWS] = np.bincount(codes).astype(np.float64)
+    rows = frame[list(plan.row)].copy()
+    for link in plan.links:
+        if link.parent.startswith(ANCHOR):
+            anchor = frame[link.column].groupby(codes).min()
+            patients[link.parent] = anchor.to_numpy()
+            parent = anchor.to_numpy()[codes]
+        else:
+            parent = frame[link.parent].to_numpy()
+        steps = _steps(frame[link.column], pd.Series(parent), link.unit_ns)
+        if link.column in plan.static:
+            patients[link.column] = steps[first]
+        else:
+            rows[link.column] = steps
+    return Levels(patients=patients, rows=rows, patient_of_row=codes, position=position_features(codes))
+
+
+def position_features(codes: np.ndarray) -> np.ndarray:
+    """(n_rows, 4): relative position in the patient, is first, is last, log size (scaled)."""
+    sizes = np.bincount(codes)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    index = np.arange(len(codes)) - starts[codes]
+    size = sizes[codes]
+    relative = np.where(size > 1, index / np.maximum(size - 1, 1), 0.0)
+    return np.stack([relative, index == 0, index == size - 1, np.log1p(size) / _SIZE_SCALE], axis=1).astype(np.float32)
+
+
+def join_levels(patients: pd.DataFrame, rows: pd.DataFrame, patient_of_row: np.ndarray, plan: EntityPlan) -> pd.DataFrame:
+    """Absolute values again: static columns broadcast to rows, dates decoded, ages derived."""
+    patients = decode_static(patients, plan)
+    out = rows.copy()
+    for name in plan.static:
+        out[name] = patients[name].to_numpy()[patient_of_row]
+    for link in plan.links:
+        if link.column in plan.static:
+            continue
+        parent = patients[link.parent].to_numpy()[patient_of_row] if link.parent.startswith(ANCHOR) else out[link.parent]
+        out[link.column] = _decode(pd.Series(parent), out[link.column], link)
+    for age in plan.derived:
+        out[age.column] = derive_age(out[age.birth], out[age.at], age.top_code)
+    return out
+
+
+def decode_static(patients: pd.DataFrame, plan: EntityPlan) -> pd.DataFrame:
+    """The patient frame with its linked static dates decoded to absolute dates."""
+    patients = patients.copy()
+    for link in plan.links:
+        if link.column in plan.static:
+            patients[link.column] = _decode(patients[link.parent], patients[link.column], link)
+    return patients
+
+
+def derive_age(birth: pd.Series, at: pd.Series, top_code: int | None) -> np.ndarray:
+    """Completed years from ``birth`` to ``at`` (calendar birthdays), capped at ``top_code``; NaN if missing."""
+    birth, at = pd.to_datetime(pd.Series(birth)), pd.to_datetime(pd.Series(at))
+    before_birthday = (at.dt.month * 100 + at.dt.day) < (birth.dt.month * 100 + birth.dt.day)
+    years = (at.dt.year - birth.dt.year - before_birthday.astype(float)).to_numpy(dtype=np.float64)
+    return np.minimum(years, top_code) if top_code is not None else years
+
+
+def _steps(child: pd.Series, parent: pd.Series, unit: int) -> np.ndarray:
+    """Whole ``unit`` steps from ``parent`` (floored to the unit) to ``child``; NaN where missing.
+
+    Both are divided by the unit *before* subtracting: MIMIC's shifted birth dates lie
+    300 years before admission, beyond int64 nanoseconds.
+    """
+    c = pd.Series(child).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    p = pd.Series(parent).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    missing = pd.isna(pd.Series(child)).to_numpy() | pd.isna(pd.Series(parent)).to_numpy()
+    steps = c // unit - p // unit
+    return np.where(missing, np.nan, steps.astype(np.float64))
+
+
+def _decode(parent: pd.Series, steps: pd.Series, link: DateLink) -> np.ndarray:
+    p = pd.Series(parent).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    s = pd.to_numeric(pd.Series(steps), errors="coerce").to_numpy(dtype=np.float64)
+    if link.non_negative:
+        s = np.maximum(s, 0)
+    missing = np.isnan(s) | pd.isna(pd.Series(parent)).to_numpy()
+    steps = np.where(missing, 0, np.round(s)).astype(np.int64)
+    # A generated step count can carry a date past what datetime64[ns] holds (1677-2262):
+    # keep it on the calendar rather than let the integer wrap around.
+    lowest, highest = pd.Timestamp.min.value // link.unit_ns + 1, pd.Timestamp.max.value // link.unit_ns
+    units = np.clip(np.where(missing, 0, p // link.unit_ns) + steps, lowest, highest)
+    ns = units * link.unit_ns
+    values = ns.view("datetime64[ns]").copy()
+    values[missing] = np.datetime64("NaT")
+    return values
+
+
+# -- level schemas ----------------------------------------------------------------------------
+def level_schemas(schema: Schema, plan: EntityPlan) -> tuple[Schema, Schema]:
+    """Schemas of the patient and row frames (encoded dates become integer step counts)."""
+    encoded = {link.column for link in plan.links}
+    steps = lambda name: ColumnSpec(name, ColumnKind.NUMERICAL, str(pa.int64()))  # noqa: E731
+
+    def spec(name: str) -> ColumnSpec:
+        return steps(name) if name in encoded else schema[name]
+
+    anchors = [ColumnSpec(a, ColumnKind.DATETIME, schema[a[len(ANCHOR) :]].arrow_type) for a in plan.anchors]
+    patient_columns = [spec(n) for n in plan.static] + anchors + [ColumnSpec(ROWS, ColumnKind.NUMERICAL, "int64")]
+    row_columns = [spec(n) for n in plan.row]
+    return Schema(columns=tuple(patient_columns)), Schema(columns=tuple(row_columns))

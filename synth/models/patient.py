@@ -1,0 +1,215 @@
+"""The patient-level synthesizer: a patient VAE, and a row VAE conditioned on the patient.
+
+Design (and why). Hospital extracts are patients with a variable number of rows. We
+model them in two levels (:mod:`synth.entity`):
+
+1. a **patient VAE** over one row per patient - the static attributes (sex, date of
+   birth, ethnicity...), the number of rows, and the anchor dates - so static attributes
+   are generated once per synthetic patient and are constant across its rows by
+   construction, and rows per patient follow the real distribution;
+2. a **conditional row VAE** over the row-level attributes, conditioned on the
+   patient's whole encoded vector and on the row's position in the patient (relative
+   position, first, last, size), with dates stored as steps after their predecessor or
+   after the patient's anchor, so order and realistic lengths of stay come back.
+
+A sequence model (RNN/transformer over a patient's rows) would also capture how one
+row depends on the previous ones; we chose the two-level VAE because it reuses the
+row model unchanged, trains on rows in parallel (no sequential steps, long patients are
+not slow), and makes patient-level DP exact with stock Opacus: under DP the row model's
+unit is the patient - a batch holds whole patients (padded, masked), every layer keeps
+the patient as its first dimension, and ghost clipping bounds each *patient's* gradient.
+What it does not capture: dependence between a patient's rows beyond their shared
+patient attributes and position (e.g. a lab value drifting visit to visit).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from synth import identifiers
+from synth.artifact import read_json
+from synth.config import AgeConstraint, InequalityConstraint
+from synth.constraints import columns_of, violations
+from synth.entity import (
+    POSITION_FEATURES,
+    ROWS,
+    EntityPlan,
+    decode_static,
+    join_levels,
+    level_schemas,
+    plan_entities,
+    position_features,
+    split_levels,
+)
+from synth.errors import ConfigError, SchemaError
+from synth.frames import to_model_frame
+from synth.io.atomic import write_json_atomic
+from synth.models.base import REJECTION_ROUNDS, Synthesizer, summary_report
+from synth.models.table_vae import TableVAE
+from synth.models.training import EpochCallback, PatientUnits, Units
+from synth.privacy import PATIENT_SHARE, PrivacyReport, combine, plan_budget
+
+ENTITY_JSON = "entity.json"
+PATIENTS, ROWS_DIR = "patients", "rows"
+FIRST_BATCH = 4_096
+
+
+class PatientSynthesizer(Synthesizer):
+    """Two-level VAE for extracts with several rows per patient (see the module docstring)."""
+
+    name = "patient-vae"
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _fit(
+        self, table: pa.Table, on_epoch: EpochCallback | None = None, checkpoint_dir: str | Path | None = None, **_: Any
+    ) -> None:
+        schema, config = self.schema_, self.config
+        if schema.entity_key is None:
+            raise ConfigError("the patient-level model needs an entity key: set entity_key in the config")
+        keys = table[schema.entity_key]
+        if keys.null_count:
+            raise SchemaError(f"entity key {schema.entity_key!r} is missing in {keys.null_count} rows")
+        keys = keys.to_numpy(zero_copy_only=False)
+        frame = to_model_frame(table, schema)
+        self.plan_ = plan_entities(frame, keys, schema, config)
+        levels = split_levels(frame, keys, self.plan_)
+        patient_schema, row_schema = level_schemas(schema, self.plan_)
+        sizes = np.bincount(levels.patient_of_row)
+
+        budget = None
+        if config.privacy.enabled:
+            budget = plan_budget(config.privacy, len(sizes), {"patients": PATIENT_SHARE, "rows": 1 - PATIENT_SHARE})
+        share = len(patient_schema.columns) / (len(patient_schema.columns) + len(row_schema.columns))
+        transforms = budget.transforms if budget else None
+
+        self.patients_ = TableVAE(config, config.seed).fit_transformer(
+            levels.patients, patient_schema, _part(transforms, share)
+        )
+        patient_matrix = self.patients_.matrix(levels.patients)
+        patient_report = self.patients_.train(
+            Units(torch.as_tensor(patient_matrix, dtype=torch.float32)),
+            budget.trainings["patients"] if budget else config.privacy,
+            on_epoch,
+            _sub(checkpoint_dir, PATIENTS),
+            stage="patients",
+        )
+
+        self.rows_ = TableVAE(config, config.seed + 1, condition_dim=self.patients_.input_dim + POSITION_FEATURES)
+        weights = 1.0 / sizes[levels.patient_of_row]  # each patient weighs 1 in the DP domain
+        self.rows_.fit_transformer(levels.rows, row_schema, _part(transforms, 1 - share), weights)
+        row_matrix = torch.as_tensor(self.rows_.matrix(levels.rows), dtype=torch.float32)
+        condition = self._condition(patient_matrix, levels.patient_of_row, levels.position)
+        if budget:
+            generator = torch.Generator().manual_seed(config.seed + 2)
+            limit = config.entity.max_rows_per_entity
+            units = PatientUnits(row_matrix, condition, torch.as_tensor(sizes), limit, generator)
+        else:
+            units = Units(row_matrix, condition)
+        row_report = self.rows_.train(
+            units, budget.trainings["rows"] if budget else config.privacy, on_epoch, _sub(checkpoint_dir, ROWS_DIR), "rows"
+        )
+
+        parts = {"patients": patient_report.privacy, "rows": row_report.privacy}
+        self.privacy_ = combine(budget, parts, unit="patient") if budget else PrivacyReport(False)
+        self.training_ = summary_report([patient_report, row_report], self.privacy_)
+
+    def _condition(self, patient_matrix: np.ndarray, patient_of_row: np.ndarray, position: np.ndarray) -> torch.Tensor:
+        """(rows, E): each row's patient vector (as the patient network sees it) and its position."""
+        patient_vectors = self.patients_.encode_inputs(patient_matrix)
+        index = torch.as_tensor(patient_of_row, dtype=torch.long)
+        return torch.cat([patient_vectors[index], torch.as_tensor(position)], dim=1)
+
+    # -- sampling --------------------------------------------------------------------------
+    def _sample_frame(self, n: int, generator: torch.Generator, start: int) -> pd.DataFrame:
+        patients, patient_matrix, sizes = self._draw_patients(n, generator)
+        codes = np.repeat(np.arange(len(sizes)), sizes)
+        condition = self._condition(patient_matrix, codes, position_features(codes))
+        rows = self.rows_.reverse(self.rows_.generate(len(codes), generator, condition))
+        frame = join_levels(patients, rows, codes, self.plan_)
+
+        row_rules = [c for c in self._rejection_constraints() if not set(columns_of(c)) <= set(self.plan_.static)]
+        for _ in range(REJECTION_ROUNDS if row_rules else 0):
+            bad = violations(frame, row_rules)
+            if not bad.any():
+                break
+            redraw = self.rows_.reverse(self.rows_.generate(int(bad.sum()), generator, condition[torch.as_tensor(bad)]))
+            rows.loc[bad, :] = redraw.set_axis(rows.index[bad]).astype(rows.dtypes.to_dict())
+            frame = join_levels(patients, rows, codes, self.plan_)
+
+        key = self.schema_[self.plan_.key]
+        ids = identifiers.fresh_ids(key.arrow, self.identifiers_[key.name]["digits"], start, len(sizes)).to_pandas()
+        frame[key.name] = ids.to_numpy()[codes]
+        if self.plan_.order_by:  # a patient's rows in date order, as in the extract
+            order = np.lexsort((frame[self.plan_.order_by].to_numpy(), codes))
+            frame = frame.iloc[order].reset_index(drop=True)
+        return frame
+
+    def _draw_patients(self, n: int, generator: torch.Generator) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Synthetic patients until their rows reach ``n``; the last one is cut to fit exactly."""
+        frames, matrices, drawn_rows = [], [], 0
+        batch = min(FIRST_BATCH, n)
+        while drawn_rows < n:
+            matrix = self.patients_.generate(batch, generator)
+            frame = self._reject_patients(self.patients_.reverse(matrix), matrix, generator)
+            frames.append(frame)
+            matrices.append(matrix)
+            drawn_rows += int(_row_counts(frame[ROWS]).sum())
+            mean = drawn_rows / sum(len(f) for f in frames)
+            batch = max(64, int((n - drawn_rows) / mean * 1.1) + 1)
+        patients = pd.concat(frames, ignore_index=True)
+        matrix = np.concatenate(matrices)
+        sizes = _row_counts(patients[ROWS])
+        keep = int(np.searchsorted(np.cumsum(sizes), n)) + 1
+        sizes = sizes[:keep]
+        sizes[-1] -= sizes.sum() - n
+        return patients.iloc[:keep].reset_index(drop=True), matrix[:keep], sizes
+
+    def _reject_patients(self, frame: pd.DataFrame, matrix: np.ndarray, generator: torch.Generator) -> pd.DataFrame:
+        """Redraw patients whose static attributes break a constraint (in place in ``matrix``)."""
+        rules = [c for c in self._rejection_constraints() if set(columns_of(c)) <= set(self.plan_.static)]
+        for _ in range(REJECTION_ROUNDS if rules else 0):
+            bad = violations(decode_static(frame, self.plan_), rules)
+            if not bad.any():
+                break
+            matrix[bad] = self.patients_.generate(int(bad.sum()), generator)
+            frame = self.patients_.reverse(matrix)
+        return frame
+
+    def _rejection_constraints(self) -> list:
+        linked = {(link.parent, link.column) for link in self.plan_.links if link.non_negative}
+        return [
+            c
+            for c in self.config.constraints
+            if not isinstance(c, AgeConstraint)
+            and not (isinstance(c, InequalityConstraint) and not c.strict and (c.low, c.high) in linked)
+        ]
+
+    # -- persistence -----------------------------------------------------------------------
+    def _save(self, folder: Path) -> None:
+        write_json_atomic(folder / ENTITY_JSON, self.plan_.to_dict())
+        self.patients_.save(folder / PATIENTS)
+        self.rows_.save(folder / ROWS_DIR)
+
+    def _load(self, folder: Path) -> None:
+        self.plan_ = EntityPlan.from_dict(read_json(folder / ENTITY_JSON))
+        self.patients_ = TableVAE.load(folder / PATIENTS, self.config, self.config.seed)
+        condition_dim = self.patients_.input_dim + POSITION_FEATURES
+        self.rows_ = TableVAE.load(folder / ROWS_DIR, self.config, self.config.seed + 1, condition_dim)
+
+
+def _row_counts(values: pd.Series) -> np.ndarray:
+    return np.maximum(np.round(pd.to_numeric(values, errors="coerce").fillna(1).to_numpy()), 1).astype(np.int64)
+
+
+def _part(budget: tuple[float, float] | None, share: float) -> tuple[float, float] | None:
+    return None if budget is None else (budget[0] * share, budget[1] * share)
+
+
+def _sub(folder: str | Path | None, name: str) -> Path | None:
+    return None if folder is None else Path(folder) / name

@@ -1,0 +1,153 @@
+"""One VAE over one table: its transformer, its network, its training report.
+
+The row-level synthesizer has one of these; the patient-level synthesizer has two
+(patients, and rows conditioned on their patient). With a DP budget for the transforms,
+the transformer is fitted on a DP marginal sample (:mod:`synth.dp_domain`) and real
+rows are fitted into the released domain before they are transformed.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from synth import dp_domain
+from synth.config import PipelineConfig, PrivacyOptions
+from synth.errors import ModelError
+from synth.io.atomic import atomic_path, write_json_atomic, write_text_atomic
+from synth.models.network import MixedVAE
+from synth.models.training import EpochCallback, TrainingReport, Units, train
+from synth.privacy import PrivacyReport
+from synth.schema import Schema
+from synth.transforms import TableTransformer
+
+WEIGHTS = "model.pt"
+TRAINING_JSON = "training.json"
+DOMAIN_JSON = "dp_domain.json"
+LEVEL_SCHEMA = "level_schema.json"
+DECODE_BATCH = 16_384
+
+
+class TableVAE:
+    """A fitted :class:`TableTransformer` plus a trained :class:`MixedVAE`.
+
+    Args:
+        config: model and transform settings.
+        seed: seeds the transformer, the network's initialisation and its training.
+        condition_dim: size of the conditioning vector (0: unconditional).
+    """
+
+    def __init__(self, config: PipelineConfig, seed: int, condition_dim: int = 0):
+        self.config = config
+        self.seed = seed
+        self.condition_dim = condition_dim
+        self.domain_: dp_domain.DPDomain | None = None
+
+    # -- transforms -----------------------------------------------------------------------
+    def fit_transformer(
+        self,
+        frame: pd.DataFrame,
+        schema: Schema,
+        dp_budget: tuple[float, float] | None = None,
+        weights: np.ndarray | None = None,
+    ) -> TableVAE:
+        """Fit the transforms on ``frame``, or with DP on a sample drawn from its released domain."""
+        self.schema_ = schema
+        fit_on = frame
+        if dp_budget is not None:
+            rng = np.random.default_rng([self.seed, 0xD0])
+            unit_weights = weights if weights is not None else np.ones(len(frame))
+            self.domain_ = dp_domain.learn_domain(frame, schema.modelled, *dp_budget, unit_weights, rng)
+            fit_on = dp_domain.sample_frame(self.domain_, schema.modelled, rng)
+        self.transformer_ = TableTransformer(self.config.transforms, seed=self.seed).fit(fit_on, schema)
+        return self
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The training matrix of real rows (fitted into the DP domain first when there is one)."""
+        rng = np.random.default_rng([self.seed, 0x7A])
+        if self.domain_ is not None:
+            frame = dp_domain.restrict(frame, self.domain_, self.schema_.modelled, rng)
+        return self.transformer_.transform(frame, rng)
+
+    # -- the network ----------------------------------------------------------------------
+    def build_network(self) -> MixedVAE:
+        options = self.config.model
+        return MixedVAE(
+            self.transformer_.segments_,
+            latent_dim=options.latent_dim,
+            hidden_dims=options.hidden_dims,
+            condition_dim=self.condition_dim,
+        )
+
+    def train(
+        self,
+        units: Units,
+        privacy: PrivacyOptions,
+        on_epoch: EpochCallback | None = None,
+        checkpoint_dir: str | Path | None = None,
+        stage: str = "",
+    ) -> TrainingReport:
+        network = self.build_network()
+        network.reset_parameters(torch.Generator().manual_seed(self.seed))
+        options = self.config.model
+        self.training_ = train(network, units, options, privacy, self.seed, on_epoch, checkpoint_dir, stage)
+        self.network_ = network.cpu().eval()
+        return self.training_
+
+    def generate(self, n: int, generator: torch.Generator, condition: torch.Tensor | None = None) -> np.ndarray:
+        """(n, segments) matrix, decoded in fixed-size batches (softmax outputs are wide)."""
+        out = np.empty((n, len(self.transformer_.segments_)), dtype=np.float64)
+        for start in range(0, n, DECODE_BATCH):
+            stop = min(n, start + DECODE_BATCH)
+            part = None if condition is None else condition[start:stop]
+            out[start:stop] = self.network_.generate(stop - start, generator, part).cpu().numpy()
+        return out
+
+    def encode_inputs(self, matrix: np.ndarray) -> torch.Tensor:
+        """The network's input vector (continuous values + one-hot labels) for each row."""
+        with torch.inference_mode():
+            return self.network_.one_hot(torch.as_tensor(matrix, dtype=torch.float32))
+
+    def reverse(self, matrix: np.ndarray) -> pd.DataFrame:
+        return self.transformer_.reverse_transform(matrix)
+
+    @property
+    def input_dim(self) -> int:
+        segments = self.transformer_.segments_
+        return sum(s.classes for s in segments if s.kind == "discrete") + sum(s.kind == "continuous" for s in segments)
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.transformer_.save(folder)
+        write_text_atomic(folder / LEVEL_SCHEMA, self.schema_.to_json())
+        with atomic_path(folder / WEIGHTS) as tmp:
+            torch.save(self.network_.state_dict(), tmp)
+        write_json_atomic(folder / TRAINING_JSON, self.training_.to_dict())
+        if self.domain_ is not None:
+            write_json_atomic(folder / DOMAIN_JSON, self.domain_.to_dict())
+
+    @classmethod
+    def load(cls, folder: Path, config: PipelineConfig, seed: int, condition_dim: int = 0) -> TableVAE:
+        self = cls(config, seed, condition_dim)
+        self.transformer_ = TableTransformer.load(folder)
+        self.schema_ = Schema.from_json((folder / LEVEL_SCHEMA).read_text(encoding="utf-8"))
+        network = self.build_network()
+        try:
+            network.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
+        except (RuntimeError, FileNotFoundError, EOFError, pickle.UnpicklingError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(f"{folder / WEIGHTS}: cannot load the weights ({reason})") from None
+        self.network_ = network.eval()
+        report = json.loads((folder / TRAINING_JSON).read_text())
+        report["privacy"] = PrivacyReport(**report["privacy"])
+        report["history"] = []  # the per-epoch history stays in the file; sampling does not need it
+        self.training_ = TrainingReport(**report)
+        if (folder / DOMAIN_JSON).is_file():
+            self.domain_ = dp_domain.DPDomain.from_dict(json.loads((folder / DOMAIN_JSON).read_text()))
+        return self
