@@ -22,7 +22,7 @@ from rich.console import Console  # noqa: E402
 
 from synth.config import load_config  # noqa: E402
 from synth.errors import SynthError  # noqa: E402
-from synth.io.sources import resolve_paths  # noqa: E402
+from synth.io.uri import check_source  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Synthetic patient data from real extracts.")
 console = Console(stderr=True)
@@ -68,10 +68,10 @@ def sample(
     """Generate new synthetic data from a saved model, without retraining."""
     from flows.parameters import SampleParameters
     from flows.sample import sample as sample_flow
-    from synth.models import get_synthesizer
+    from synth.models import load_synthesizer
 
     with _user_errors():
-        get_synthesizer("vae").load(model)  # fail fast, with a clear message, on a bad folder
+        load_synthesizer(model)  # fail fast, with a clear message, on a bad folder
         result = sample_flow(SampleParameters(model=str(model), rows=rows, output=str(output), seed=seed))
     console.print(f"[green]wrote {result['rows']:,} rows to {result['folder']}[/green]")
 
@@ -81,17 +81,72 @@ def _run_generate(source, output, config, **overrides) -> None:
     from flows.parameters import GenerateParameters
 
     with _user_errors():
-        resolve_paths(source)
+        check_source(str(source))
         load_config(config)
         params = GenerateParameters(
             source=str(source), output=str(output), config_path=str(config) if config else None, **overrides
         )
         metrics = generate(params)
-    console.print(
-        f"[green]done:[/green] {metrics['rows']:,} synthetic rows in {Path(output) / 'synthetic'}; "
-        f"quality {metrics['quality_score']:.3f}; exact copies {metrics['exact_collisions']}; "
-        f"report {Path(output) / 'report.html'}"
-    )
+    if metrics["gate"]["verdict"] == "pass":
+        console.print(
+            f"[green]done:[/green] {metrics['rows']:,} synthetic rows in {Path(output) / 'synthetic'}; "
+            f"quality {metrics['quality_score']:.3f}; exact copies {metrics['exact_collisions']}; "
+            f"report {Path(output) / 'report.html'}"
+        )
+    _exit_on_failed_gate(metrics, output, released=True)
+
+
+@app.command()
+def evaluate(
+    real: Annotated[str, typer.Option(help="the real table: CSV/Parquet file, folder or glob")],
+    synthetic: Annotated[str, typer.Option(help="the synthetic table to judge (made here or elsewhere)")],
+    output: Annotated[Path, typer.Option(help="output folder for metrics.json and report.html")],
+    holdout: Annotated[
+        Optional[str],
+        typer.Option(help="real rows the generator never saw (default: a seeded split of --real, stated)"),
+    ] = None,
+    model: Annotated[Optional[Path], typer.Option(help="model folder: its schema and ε are used")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML config (read options, evaluation, gate)")] = None,
+    target: Annotated[Optional[str], typer.Option(help="column for the TSTR utility check")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
+) -> None:
+    """Judge any synthetic table against a real one: metrics, report and the release gate."""
+    from flows.evaluate import evaluate as evaluate_flow
+    from flows.parameters import EvaluateParameters
+
+    with _user_errors():
+        for path in (real, synthetic, holdout):
+            if path is not None:
+                check_source(str(path))
+        load_config(config)
+        metrics = evaluate_flow(
+            EvaluateParameters(
+                real=real, synthetic=synthetic, output=str(output), holdout=holdout,
+                model=str(model) if model else None, config_path=str(config) if config else None,
+                target=target, seed=seed,
+            )
+        )
+    if metrics["gate"]["verdict"] == "pass":
+        console.print(
+            f"[green]gate passed:[/green] quality {metrics['quality_score']:.3f}; exact copies "
+            f"{metrics['exact_collisions']}; MIA AUC {metrics['mia_auc']:.3f}; report {output / 'report.html'}"
+        )
+    _exit_on_failed_gate(metrics, output, released=False)
+
+
+GATE_FAILED = 3  # distinct from 1 (a user error): the run worked, the data failed the release gate
+
+
+def _exit_on_failed_gate(metrics: dict, output, released: bool) -> None:
+    """Print each failing gate check and by how much, then exit with status 3."""
+    gate = metrics["gate"]
+    if gate["verdict"] == "pass":
+        return
+    kept = " The synthetic data were NOT released." if released else ""
+    console.print(f"[red]release gate FAILED:[/red]{kept} Report: {Path(output) / 'report.html'}")
+    for reason in gate["reasons"]:
+        console.print(f"  [red]-[/red] {reason}")
+    sys.exit(GATE_FAILED)
 
 
 class _user_errors:

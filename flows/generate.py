@@ -1,26 +1,38 @@
-"""The main flow: extract -> schema -> train -> sample -> evaluate -> report."""
+"""The main flow: extract -> clean and validate (Dask, GX) -> train -> sample -> evaluate -> report -> manifest."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, runtime
 
 from flows.parameters import GenerateParameters
+from synth.runs import OutputLock
 from tasks.evaluate import evaluate_synthetic, publish_results, release_synthetic
-from tasks.extract import inspect_extract, load_settings
+from tasks.extract import load_settings
+from tasks.io import upload_output, write_run_manifest, write_sql_table
+from tasks.preprocess import check_extract, fingerprint_source, open_run_folders, preprocess_extract, use_sql_secret
 from tasks.sample import sample_synthetic
 from tasks.train import train_model
 
 
 @flow(name="generate", description="Train a synthesizer on a real extract and publish synthetic data.")
 def generate(params: GenerateParameters) -> dict:
-    output = Path(params.output)
     config = load_settings(params.config_path, params.overrides())
-    extract = inspect_extract(params.source, config)
-    model_dir = train_model(params.source, config, extract.schema, str(output / "model"))
-    sampled = sample_synthetic(model_dir, str(output / "staging"), config.sampling, config.seed, extract.rows)
-    metrics = evaluate_synthetic(params.source, config, model_dir, sampled)
-    publish_results(metrics, str(output))
-    release_synthetic(sampled, str(output / "synthetic"))
+    use_sql_secret(params.sql_url_secret, config)
+    fingerprint = fingerprint_source(params.source, config)
+    run = open_run_folders(fingerprint, config, params.output, params.work_dir)
+    output = Path(run.output)
+    with OutputLock(output, owner=f"flow run {runtime.flow_run.name} ({runtime.flow_run.id})"):
+        prepared = preprocess_extract(params.source, fingerprint, config, run.work)
+        check_extract(prepared)
+        model_dir = train_model(prepared, config, str(output / "model"), run.work)
+        sampled = sample_synthetic(model_dir, str(output / "staging"), config.sampling, config.seed, prepared.rows)
+        metrics = evaluate_synthetic(prepared.clean_dir, config, model_dir, sampled, str(output))
+        publish_results(metrics, str(output))
+        released = release_synthetic(sampled, str(output / "synthetic"), metrics)  # None when the gate failed
+        sql_table = params.sql_table if released else None  # nothing leaves for SQL when the gate fails
+        sinks = write_sql_table(str(output / "synthetic"), sql_table, params.sql_mode, config)
+        write_run_manifest(run, params.source, fingerprint, prepared, model_dir, metrics, sinks)
+        upload_output(run)
     return metrics

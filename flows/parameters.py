@@ -2,19 +2,54 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
 
 
 class GenerateParameters(BaseModel):
     """Train on a real extract and generate synthetic data."""
 
-    source: str = Field(description="CSV/Parquet file, folder or glob of the real extract")
-    output: str = Field(description="output folder: synthetic/, model/, metrics.json, report.html")
+    source: str = Field(
+        description="the real extract: a CSV/Parquet file, folder or glob (a path or an s3:// / abfs:// URI), "
+        "or sql:<query or table> (connection URL from the SYNTH_SQL_URL environment variable)"
+    )
+    output: str = Field(
+        description="output folder or URI: synthetic/, model/, metrics.json, report.html, manifest.json; "
+        "{month} is replaced by the run's scheduled month (YYYY-MM)"
+    )
     config_path: str | None = Field(default=None, description="YAML config overriding inferred column kinds")
     rows: int | None = Field(default=None, ge=1, description="synthetic rows (default: as many as the extract)")
     epochs: int | None = Field(default=None, ge=1, description="maximum training epochs")
     seed: int | None = Field(default=None, description="seed for every random step")
     dp_epsilon: float | None = Field(default=None, gt=0, description="differential privacy budget (off if empty)")
+    expectation_suite: str | None = Field(
+        default=None, description="Great Expectations suite JSON merged over the one built from the schema"
+    )
+    sql_table: str | None = Field(default=None, description="also write the synthetic rows to this SQL table")
+    sql_url_secret: str | None = Field(
+        default=None,
+        description="Prefect Secret block holding the SQLAlchemy URL of sql: sources and sinks (read at run time; "
+        "else the SYNTH_SQL_URL environment variable)",
+    )
+    sql_mode: Literal["replace", "append"] = Field(
+        default="replace", description="replace the SQL table or append to it"
+    )
+    workers: int | None = Field(default=None, ge=1, description="local Dask worker processes for preprocessing")
+    dask_address: str | None = Field(
+        default=None,
+        description="an existing Dask scheduler (e.g. tcp://dask-scheduler:8786) instead of a local cluster",
+    )
+    work_dir: str | None = Field(
+        default=None, description="folder for real-data intermediates (default: ~/.cache/synth-pipeline/work)"
+    )
+
+    @field_validator("config_path", "expectation_suite", "sql_table", "sql_url_secret", "dask_address", "work_dir",
+                     mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # A form field left empty in the UI (or a missing Prefect variable) arrives as "".
+        return None if isinstance(value, str) and not value.strip() else value
 
     def overrides(self) -> dict:
         """The config sections these parameters override."""
@@ -22,6 +57,8 @@ class GenerateParameters(BaseModel):
             "model": {"epochs": self.epochs},
             "privacy": {"epsilon": self.dp_epsilon},
             "sampling": {"rows": self.rows},
+            "validation": {"suite": self.expectation_suite},
+            "preprocess": {"workers": self.workers, "dask_address": self.dask_address},
             **({"seed": self.seed} if self.seed is not None else {}),
         }
 
@@ -34,3 +71,22 @@ class SampleParameters(BaseModel):
     output: str = Field(description="output folder for synthetic/ parts")
     seed: int = Field(default=0, description="seed; a new month's data: a new seed")
     chunk_rows: int = Field(default=100_000, ge=1, description="rows per Parquet part")
+
+
+class EvaluateParameters(BaseModel):
+    """Judge any synthetic table against a real one (synthetic data made elsewhere too)."""
+
+    real: str = Field(description="the real table: CSV/Parquet file, folder or glob")
+    synthetic: str = Field(description="the synthetic table: CSV/Parquet file, folder or glob")
+    output: str = Field(description="output folder for metrics.json and report.html")
+    holdout: str | None = Field(
+        default=None, description="real rows the generator never saw (default: a seeded split of the real table)"
+    )
+    model: str | None = Field(default=None, description="model folder whose schema and privacy budget are used")
+    config_path: str | None = Field(default=None, description="YAML config: read options, evaluation and gate")
+    target: str | None = Field(default=None, description="column for the TSTR utility check")
+    seed: int | None = Field(default=None, description="seed for every sample and model")
+
+    def overrides(self) -> dict:
+        """The config sections these parameters override."""
+        return {"evaluation": {"target": self.target}, **({"seed": self.seed} if self.seed is not None else {})}

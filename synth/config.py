@@ -69,12 +69,12 @@ class ModelOptions(_Strict):
     )
     latent_dim: Annotated[int, Field(ge=1)] = 32
     hidden_dims: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [256, 256])
-    epochs: Annotated[int, Field(ge=1)] = 100
+    epochs: Annotated[int, Field(ge=1)] = Field(default=300, description="maximum epochs; early stopping ends most runs sooner")
     batch_size: Annotated[int, Field(ge=2)] = 512
     learning_rate: Annotated[float, Field(gt=0)] = 1e-3
     weight_decay: Annotated[float, Field(ge=0)] = 1e-5
     validation_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.1
-    patience: Annotated[int, Field(ge=1)] = 15
+    patience: Annotated[int, Field(ge=1)] = 20
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mixed_precision: bool = Field(default=True, description="bf16 autocast on CUDA (never under DP)")
     max_training_rows: Annotated[int, Field(ge=100)] = Field(
@@ -285,15 +285,18 @@ class PipelineConfig(_Strict):
             raise ValueError(f"entity_key {self.entity_key!r} is also listed under drop")
         return self
 
-    def with_overrides(self, **sections: dict[str, Any]) -> PipelineConfig:
-        """A copy with some section fields replaced, validated again (e.g. CLI flags)."""
+    def with_overrides(self, **sections: Any) -> PipelineConfig:
+        """A copy with some settings replaced, validated again (e.g. CLI flags).
+
+        ``model={"epochs": 5}`` replaces fields of a section; ``seed=3`` a top-level
+        setting. ``None`` values leave the setting as it is.
+        """
         data = self.model_dump(mode="json")
-        for section, fields in sections.items():
-            clean = {k: v for k, v in fields.items() if v is not None}
-            if isinstance(data.get(section), dict):
-                data[section].update(clean)
-            elif clean:
-                data[section] = clean
+        for name, value in sections.items():
+            if isinstance(value, dict):
+                data[name] = {**(data.get(name) or {}), **{k: v for k, v in value.items() if v is not None}}
+            elif value is not None:
+                data[name] = value
         return parse_config(data, origin="command-line flags")
 
 

@@ -12,7 +12,9 @@ Dates are stored relative to the patient, so order and realistic lengths come ba
 * a date that follows another in (almost) every real row - admission -> discharge,
   scheduled -> appointment, birth -> admission - is stored as the whole number of its
   own time unit (day, second...) after its predecessor, the closest one when several
-  qualify; a declared ``inequality`` constraint forces the link and forbids negatives;
+  qualify, never negative; a declared ``inequality`` constraint forces the link;
+* other orders that hold in the real data (a death after every admission) are kept by
+  moving the later date forward where a synthetic row breaks them (``repair_orders``);
 * a row-level date with no predecessor is stored as its offset from the patient's
   anchor (so the first event is at offset 0 and the others follow it);
 * a static date with no static predecessor (e.g. birth) stays absolute.
@@ -34,7 +36,7 @@ from synth.constraints import resolution_ns
 from synth.errors import ConfigError
 from synth.schema import ColumnSpec, Schema
 
-ROWS = "__rows"
+ROWS = "__rows"  # log of the number of rows of the patient
 ANCHOR = "__anchor__"
 #: position features handed to the row model: relative position, first, last, size
 POSITION_FEATURES = 4
@@ -43,12 +45,15 @@ _SIZE_SCALE = np.log1p(100.0)  # data-independent scale for the size feature
 
 @dataclass(frozen=True)
 class DateLink:
-    """``column`` is stored as whole ``unit_ns`` steps after ``parent`` (a date or an anchor)."""
+    """``column`` is stored as whole ``unit_ns`` steps after ``parent`` (a date or an anchor).
+
+    Steps are never negative in synthetic data: a link exists because the order holds
+    in (almost) every real row, so it is enforced by construction.
+    """
 
     column: str
     parent: str
     unit_ns: int
-    non_negative: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class EntityPlan:
     static: tuple[str, ...]
     row: tuple[str, ...]
     links: tuple[DateLink, ...] = ()
+    orders: tuple[tuple[str, str], ...] = ()  # other (earlier, later) pairs that hold in the real data
     derived: tuple[AgeConstraint, ...] = ()
     order_by: str | None = None
     units: dict = field(default_factory=dict)  # date column -> its unit, for anchors and sorting
@@ -79,6 +85,7 @@ class EntityPlan:
             static=tuple(data["static"]),
             row=tuple(data["row"]),
             links=tuple(DateLink(**link) for link in data["links"]),
+            orders=tuple(tuple(pair) for pair in data["orders"]),
             derived=tuple(AgeConstraint(**d) for d in data["derived"]),
             order_by=data["order_by"],
             units=data["units"],
@@ -113,13 +120,24 @@ def plan_entities(frame: pd.DataFrame, keys: np.ndarray, schema: Schema, config:
     dates = [c.name for c in modelled if c.kind is ColumnKind.DATETIME and c.name not in derived_names]
     units = {d: resolution_ns(frame[d]) for d in dates}
     declared = [c for c in config.constraints if isinstance(c, InequalityConstraint) and {c.low, c.high} <= set(dates)]
-    links = _link_dates(frame, codes, dates, set(static), units, declared, config.entity.order_threshold)
+    threshold = config.entity.order_threshold
+    links = _link_dates(frame, codes, dates, set(static), units, declared, threshold)
+    linked = {(link.parent, link.column) for link in links}
+    orders = [
+        (first, second)
+        for first in dates
+        for second in dates
+        if first != second
+        and (first, second) not in linked
+        and _follows(frame[first], frame[second], units[second])[0] >= threshold
+    ]
     roots = [link.column for link in links if link.parent.startswith(ANCHOR)]
     return EntityPlan(
         key=schema.entity_key,
         static=tuple(static),
         row=tuple(row),
         links=tuple(links),
+        orders=tuple(orders),
         derived=derived,
         order_by=roots[0] if roots else next((d for d in dates if d in row), None),
         units=units,
@@ -149,10 +167,9 @@ def _link_dates(frame, codes, dates, static, units, declared, threshold) -> list
             if parent == forced.get(child) or share >= threshold:
                 candidates.append((parent != forced.get(child), gap, parent))
         if candidates:
-            parent = min(candidates)[2]
-            links.append(DateLink(child, parent, units[child], non_negative=parent == forced.get(child)))
+            links.append(DateLink(child, min(candidates)[2], units[child]))
         elif child not in static:
-            links.append(DateLink(child, ANCHOR + child, units[child], non_negative=True))
+            links.append(DateLink(child, ANCHOR + child, units[child]))
     return _topological(links)
 
 
@@ -199,7 +216,7 @@ def split_levels(frame: pd.DataFrame, keys: np.ndarray, plan: EntityPlan) -> Lev
     first = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
 
     patients = frame.iloc[first][list(plan.static)].reset_index(drop=True)
-    patients[ROWS] = np.bincount(codes).astype(np.float64)
+    patients[ROWS] = np.log(np.bincount(codes))  # log scale: counts run from 1 to thousands
     rows = frame[list(plan.row)].copy()
     for link in plan.links:
         if link.parent.startswith(ANCHOR):
@@ -251,6 +268,36 @@ def decode_static(patients: pd.DataFrame, plan: EntityPlan) -> pd.DataFrame:
     return patients
 
 
+def repair_orders(frame: pd.DataFrame, patient_of_row: np.ndarray, plan: EntityPlan) -> pd.DataFrame:
+    """Move later dates forward where a real-data order (``plan.orders``) is broken.
+
+    A row-level date is raised to its predecessor; a static date to the latest of its
+    patient's predecessors, so it stays one value per patient. Dates only move forward,
+    so a few passes in date order settle every chain.
+    """
+    out = frame.copy()
+    codes = pd.Series(patient_of_row)
+    for _ in range(len(plan.orders) + 1):
+        changed = False
+        for low, high in plan.orders:
+            unit = plan.units[high]
+            floor = (out[low].to_numpy(dtype="datetime64[ns]").view(np.int64) // unit) * unit
+            floor = np.where(out[low].isna().to_numpy(), np.iinfo(np.int64).min, floor)
+            if high in plan.static:  # the latest predecessor of each patient, on every row of it
+                floor = pd.Series(floor).groupby(codes).transform("max").to_numpy()
+            values = out[high].to_numpy(dtype="datetime64[ns]").view(np.int64)
+            broken = out[high].notna().to_numpy() & (values < floor)
+            if broken.any():
+                if high in plan.static:  # the whole patient moves, not only the offending row
+                    broken = pd.Series(broken).groupby(codes).transform("any").to_numpy() & out[high].notna().to_numpy()
+                raised = np.where(broken, np.maximum(values, floor), values)
+                out[high] = raised.view("datetime64[ns]")
+                changed = True
+        if not changed:
+            break
+    return out
+
+
 def derive_age(birth: pd.Series, at: pd.Series, top_code: int | None) -> np.ndarray:
     """Completed years from ``birth`` to ``at`` (calendar birthdays), capped at ``top_code``; NaN if missing."""
     birth, at = pd.to_datetime(pd.Series(birth)), pd.to_datetime(pd.Series(at))
@@ -274,9 +321,7 @@ def _steps(child: pd.Series, parent: pd.Series, unit: int) -> np.ndarray:
 
 def _decode(parent: pd.Series, steps: pd.Series, link: DateLink) -> np.ndarray:
     p = pd.Series(parent).to_numpy(dtype="datetime64[ns]").view(np.int64)
-    s = pd.to_numeric(pd.Series(steps), errors="coerce").to_numpy(dtype=np.float64)
-    if link.non_negative:
-        s = np.maximum(s, 0)
+    s = np.maximum(pd.to_numeric(pd.Series(steps), errors="coerce").to_numpy(dtype=np.float64), 0)
     missing = np.isnan(s) | pd.isna(pd.Series(parent)).to_numpy()
     steps = np.where(missing, 0, np.round(s)).astype(np.int64)
     # A generated step count can carry a date past what datetime64[ns] holds (1677-2262):
@@ -299,6 +344,6 @@ def level_schemas(schema: Schema, plan: EntityPlan) -> tuple[Schema, Schema]:
         return steps(name) if name in encoded else schema[name]
 
     anchors = [ColumnSpec(a, ColumnKind.DATETIME, schema[a[len(ANCHOR) :]].arrow_type) for a in plan.anchors]
-    patient_columns = [spec(n) for n in plan.static] + anchors + [ColumnSpec(ROWS, ColumnKind.NUMERICAL, "int64")]
+    patient_columns = [spec(n) for n in plan.static] + anchors + [ColumnSpec(ROWS, ColumnKind.NUMERICAL, "double")]
     row_columns = [spec(n) for n in plan.row]
     return Schema(columns=tuple(patient_columns)), Schema(columns=tuple(row_columns))

@@ -1,33 +1,147 @@
-"""Evaluation and publishing tasks: metrics.json, report.html and Prefect artifacts."""
+"""Evaluation and publishing tasks: metrics.json, report.html, Prefect artifacts, the gated release."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import numpy as np
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from synth.artifact import read_json
 from synth.config import PipelineConfig
 from synth.evaluation import evaluate
+from synth.evaluation.samples import sample_table
+from synth.evaluation.tables import conform, load_table
 from synth.holdout import split_holdout
 from synth.io.atomic import replace_dir, write_json_atomic
 from synth.io.sources import read_table
+from synth.preprocess import read_split, training_sample
 from synth.report.html import write_report
+from synth.report.profile import write_profile
 from synth.sampling import SampleResult
-from synth.schema import Schema
+from synth.schema import Schema, infer_schema
+
+HEADLINE = [
+    "rows", "quality_score", "validity", "correlation_similarity", "pmse", "pmse_ratio", "exact_collisions",
+    "dcr_median", "dcr_holdout_median", "nndr_median", "mia_auc", "utility_ratio", "epsilon",
+]
+PROFILE_ROWS = 20_000
 
 
 @task(name="evaluate-synthetic")
-def evaluate_synthetic(source: str, config: PipelineConfig, model_dir: str, sampled: SampleResult) -> dict:
-    """Metrics for the synthetic parts against the real extract, plus the run's facts."""
+def evaluate_synthetic(
+    source: str, config: PipelineConfig, model_dir: str, sampled: SampleResult, output_dir: str | None = None
+) -> dict:
+    """Metrics and gate verdict for the synthetic parts against the real data, plus the run's facts.
+
+    ``source`` is the clean dataset written by preprocessing (``train/`` and ``holdout/``),
+    or a raw extract, split here exactly as training split it. The real rows compared are
+    the ones the model was trained on (its seeded training sample), so distances and
+    membership attacks measure against true members.
+    """
     schema = Schema.from_json((Path(model_dir) / "schema.json").read_text())
-    real = read_table(source, config, columns=schema.names)
-    train, holdout = split_holdout(real, schema, config.evaluation.holdout_fraction, config.seed)
-    metrics = evaluate(train, sampled.folder, schema, config.evaluation, seed=config.seed, holdout=holdout)
+    if (Path(source) / "train").is_dir():
+        train = training_sample(source, config.model.max_training_rows, config.seed, columns=schema.names)
+        _, holdout = read_split(source, columns=schema.names)
+    else:
+        real = read_table(source, config, columns=schema.names)
+        train, holdout = split_holdout(real, schema, config.evaluation.holdout_fraction, config.seed)
+    metrics = evaluate(train, sampled.folder, schema, config.evaluation, seed=config.seed, holdout=holdout,
+                       gate=config.gate, constraints=config.constraints)
+    metrics |= _training_facts(model_dir) | {"sample_seconds": sampled.seconds}
+    if config.evaluation.profile and output_dir:
+        metrics["profile_path"] = _profile(train, sampled.folder, schema, config, output_dir)
+    _log(metrics)
+    return metrics
+
+
+@task(name="evaluate-tables")
+def evaluate_tables(
+    real_path: str,
+    synthetic_path: str,
+    config: PipelineConfig,
+    output_dir: str,
+    holdout_path: str | None = None,
+    model_dir: str | None = None,
+) -> dict:
+    """Metrics and gate verdict for any pair of tables (synthetic data made elsewhere too).
+
+    The schema is the model's (``model_dir``) or inferred from the real table with the
+    config. Without a holdout, a seeded split of the real table stands in (stated in
+    ``holdout_source``).
+    """
+    if model_dir:
+        schema = Schema.from_json((Path(model_dir) / "schema.json").read_text())
+        real = read_table(real_path, config, columns=schema.names)
+    else:
+        real = read_table(real_path, config)
+        schema = infer_schema(real, config)
+    synthetic = read_table(synthetic_path, config)
+    holdout = read_table(holdout_path, config) if holdout_path else None
+    metrics = evaluate(real, synthetic, schema, config.evaluation, seed=config.seed, holdout=holdout, gate=config.gate,
+                       constraints=config.constraints)
+    if model_dir:
+        metrics |= _training_facts(model_dir)
+    else:
+        metrics |= {"epsilon": None, "epsilon_target": None, "delta": None, "privacy_unit": None}
+    if config.evaluation.profile:
+        metrics["profile_path"] = _profile(real, synthetic, schema, config, output_dir)
+    _log(metrics)
+    return metrics
+
+
+@task(name="publish-results", retries=2, retry_delay_seconds=[2, 10])
+def publish_results(metrics: dict, output_dir: str) -> str:
+    """Write metrics.json and report.html atomically; publish the summary and metrics artifacts."""
+    output = Path(output_dir)
+    write_json_atomic(output / "metrics.json", {k: v for k, v in metrics.items() if k != "figures"})
+    report = write_report(metrics, output / "report.html")
+    gate = metrics["gate"]
+    create_table_artifact(
+        key="synthetic-metrics",
+        table=[{"metric": k, "value": metrics.get(k)} for k in HEADLINE]
+        + [{"metric": f"gate: {c['name']}", "value": "pass" if c["passed"] else "FAIL"} for c in gate["checks"]],
+        description="Headline metrics of the synthetic data and the release gate",
+    )
+    create_markdown_artifact(
+        key="synthetic-summary",
+        markdown="\n".join(
+            ["# Synthetic data summary", "", f"**Release gate: {gate['verdict'].upper()}**", ""]
+            + [f"- {reason}" for reason in gate["reasons"]]
+            + ["", f"Report: `{report.resolve()}`", ""]
+            + [f"- **{k}**: {metrics.get(k)}" for k in HEADLINE]
+        ),
+        description="Summary of the synthetic data evaluation",
+    )
+    return str(report)
+
+
+@task(name="release-synthetic", retries=2, retry_delay_seconds=[2, 10])
+def release_synthetic(sampled: SampleResult, release_dir: str, metrics: dict) -> str | None:
+    """Move the staged parts to the release folder in one rename, only if the gate passed.
+
+    On a failing gate the staged parts are deleted, and so is any earlier release in
+    ``release_dir``: the folder's metrics.json and report.html now describe data that
+    failed, and stale parts beside them would read as approved.
+    """
+    logger = get_run_logger()
+    gate = metrics["gate"]
+    if gate["verdict"] == "pass":
+        replace_dir(sampled.folder, release_dir)
+        logger.info(f"gate passed: released {sampled.rows:,} rows to {release_dir}")
+        return release_dir
+    shutil.rmtree(sampled.folder, ignore_errors=True)
+    shutil.rmtree(release_dir, ignore_errors=True)
+    logger.error("gate FAILED, synthetic data not released: " + "; ".join(gate["reasons"]))
+    return None
+
+
+def _training_facts(model_dir: str) -> dict:
     training = read_json(Path(model_dir) / "training.json")
     privacy = training["privacy"]
-    metrics |= {
+    return {
         "epsilon": privacy["epsilon_spent"] if privacy["enabled"] else None,
         "epsilon_target": privacy["epsilon_target"],
         "delta": privacy["delta"],
@@ -36,41 +150,21 @@ def evaluate_synthetic(source: str, config: PipelineConfig, model_dir: str, samp
         "train_rows_per_second": training["rows_per_second"],
         "epochs_run": training["epochs_run"],
         "device": training["device"],
-        "sample_seconds": sampled.seconds,
     }
+
+
+def _profile(real, synthetic, schema: Schema, config: PipelineConfig, output_dir: str) -> str:
+    rng = np.random.default_rng([config.seed, 0x9F])
+    frames = [sample_table(conform(load_table(t), schema, w), PROFILE_ROWS, rng).to_pandas()
+              for t, w in ((real, "real"), (synthetic, "synthetic"))]
+    return str(write_profile(frames[0], frames[1], Path(output_dir) / "profile.html"))
+
+
+def _log(metrics: dict) -> None:
+    gate = metrics["gate"]
     get_run_logger().info(
-        f"quality {metrics['quality_score']:.3f} (shapes {metrics['column_shapes']:.3f}, "
-        f"pair trends {metrics['column_pair_trends']:.3f}); exact copies of real rows: {metrics['exact_collisions']}"
+        f"quality {metrics['quality_score']:.3f}; exact copies {metrics['exact_collisions']}; "
+        f"DCR median {metrics['dcr_median']:.4f} (holdout {metrics['dcr_holdout_median']:.4f}); "
+        f"MIA AUC {metrics['mia_auc']:.3f}; gate {gate['verdict'].upper()}"
+        + (f": {'; '.join(gate['reasons'])}" if gate["reasons"] else "")
     )
-    return metrics
-
-
-@task(name="publish-results", retries=2, retry_delay_seconds=[2, 10])
-def publish_results(metrics: dict, output_dir: str) -> str:
-    """Write metrics.json and report.html atomically; publish summary artifacts."""
-    output = Path(output_dir)
-    write_json_atomic(output / "metrics.json", metrics)
-    report = write_report(metrics, output / "report.html")
-    headline = ["rows", "quality_score", "column_shapes", "column_pair_trends", "exact_collisions", "epsilon"]
-    create_table_artifact(
-        key="synthetic-metrics",
-        table=[{"metric": k, "value": metrics.get(k)} for k in headline],
-        description="Headline metrics of the synthetic data",
-    )
-    create_markdown_artifact(
-        key="synthetic-summary",
-        markdown="\n".join(
-            ["# Synthetic data summary", "", f"Report: `{report.resolve()}`", ""]
-            + [f"- **{k}**: {metrics.get(k)}" for k in headline]
-        ),
-        description="Summary of the synthetic data run",
-    )
-    return str(report)
-
-
-@task(name="release-synthetic", retries=2, retry_delay_seconds=[2, 10])
-def release_synthetic(sampled: SampleResult, release_dir: str) -> str:
-    """Move the staged parts to the release folder in one rename."""
-    replace_dir(sampled.folder, release_dir)
-    get_run_logger().info(f"released {sampled.rows:,} rows to {release_dir}")
-    return release_dir

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
 
 from synth.config import SamplingOptions
-from synth.models import get_synthesizer
+from synth.models import load_synthesizer
 from synth.sampling import SampleResult, model_fingerprint, sample_to_parquet
 from tasks.progress import ChunkProgress
 
 
-@task(name="sample-synthetic", retries=2, retry_delay_seconds=[2, 10])
+# Not cached: the parts on disk are the cache (finished parts are skipped), and a released
+# staging folder no longer exists for a cached result to point to.
+@task(
+    name="sample-synthetic",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+)
 def sample_synthetic(
     model_dir: str, output_dir: str, sampling: SamplingOptions, seed: int, default_rows: int
 ) -> SampleResult:
@@ -18,7 +28,7 @@ def sample_synthetic(
 
     ``sampling.rows`` rows, or ``default_rows`` (the extract's size) when it is unset.
     """
-    synthesizer = get_synthesizer("vae").load(model_dir)
+    synthesizer = load_synthesizer(model_dir)
     rows = sampling.rows or default_rows
     result = sample_to_parquet(
         synthesizer,

@@ -109,3 +109,12 @@ def test_empty_and_all_identifier_tables_are_refused():
         infer_schema(_table().slice(0, 0))
     with pytest.raises(SchemaError, match="nothing to model"):
         infer_schema(_table().select(["patient_id", "encounter_id"]))
+
+
+def test_overrides_replace_section_fields_and_top_level_settings():
+    config = parse_config({"model": {"epochs": 7, "batch_size": 64}})
+    changed = config.with_overrides(model={"epochs": 3, "latent_dim": None}, seed=11, privacy={"epsilon": None})
+    assert changed.model.epochs == 3 and changed.model.batch_size == 64 and changed.model.latent_dim == 32
+    assert changed.seed == 11 and changed.privacy.epsilon is None
+    with pytest.raises(ConfigError, match="model.epochs"):
+        config.with_overrides(model={"epochs": 0})

@@ -1,22 +1,51 @@
 """Evaluation: how useful, faithful and private the synthetic data are.
 
-One module per check; :func:`evaluate` runs them and returns the flat metrics dict
-that becomes ``metrics.json``. Sampling-based checks state their sample sizes.
+One module per check; :func:`evaluate` runs them and returns the flat metrics dict that
+becomes ``metrics.json`` (plus a ``figures`` entry of plot aggregates for the report,
+kept out of ``metrics.json``). Sampling-based checks state their sample sizes, and
+``timings`` holds each check's seconds. Each check gets its own random stream, spawned
+from the one seed, so adding a check never changes another's numbers.
 """
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as ds
+import pyarrow.compute as pc
 
-from synth.config import EvaluationOptions
+from synth.config import EvaluationOptions, GateOptions
+from synth.evaluation.attribute import attribute_inference
 from synth.evaluation.collisions import exact_collisions
+from synth.evaluation.correlation import correlation_scores
+from synth.evaluation.diagnostic import diagnostic_scores
+from synth.evaluation.distance import distance_scores
+from synth.evaluation.distributions import distribution_scores
+from synth.evaluation.encoding import encode
+from synth.evaluation.entities import entity_metrics
+from synth.evaluation.fairness import fairness_scores
+from synth.evaluation.gate import gate_verdict
+from synth.evaluation.membership import membership_inference
+from synth.evaluation.pca import pca_scores
+from synth.evaluation.propensity import propensity_scores
 from synth.evaluation.quality import quality_scores
+from synth.evaluation.samples import sample_indices, sample_table
+from synth.evaluation.tables import check_options, conform, load_table
+from synth.evaluation.utility import utility_scores
+from synth.evaluation.voas_williamson import voas_williamson
+from synth.holdout import split_holdout
 from synth.schema import Schema
+
+__all__ = ["evaluate", "gate_verdict"]
+
+#: Holdout share drawn from the real table when none is given (nor configured).
+FALLBACK_HOLDOUT_FRACTION = 0.2
+FALLBACK_SPLIT_SEED_OFFSET = 7919
+_STREAMS = ("pool", "quality", "propensity", "pca", "distance", "membership", "attribute", "utility")
 
 
 def evaluate(
@@ -26,35 +55,139 @@ def evaluate(
     options: EvaluationOptions | None = None,
     seed: int = 0,
     holdout: pa.Table | None = None,
+    gate: GateOptions | None = None,
+    constraints: list | None = None,
 ) -> dict:
-    """Compare a synthetic table (or Parquet folder) with the real extract.
+    """Compare a synthetic table (or Parquet folder) with the real extract, and judge it.
 
     Args:
         real: the real rows the generator was trained on.
         synthetic: a Parquet dataset folder or a table with the schema's columns.
         schema: column kinds (identifiers are left out of every comparison).
-        options: evaluation sample size.
-        seed: seeds the samples.
-        holdout: real rows the generator never saw (privacy and utility baselines).
+        options: sample sizes, target, sensitive and protected columns.
+        seed: seeds every sample and model.
+        holdout: real rows the generator never saw (privacy and utility baselines). When
+            absent or empty, a seeded split of ``real`` stands in, and ``holdout_source``
+            says so: the generator may have seen those rows, so the baselines are then
+            real-versus-real references rather than unseen-data ones.
+        gate: release thresholds; the verdict is ``metrics["gate"]``.
+        constraints: declared constraints, counted on the real and synthetic rows.
+
+    Raises:
+        ConfigError: a column named in ``options`` is not a modelled column.
+        SchemaError: the synthetic table lacks a column or holds values of another kind.
     """
     options = options or EvaluationOptions()
-    synthetic_table = synthetic if isinstance(synthetic, pa.Table) else ds.dataset(str(synthetic), format="parquet").to_table()
-    rng = np.random.default_rng(seed)
-    real_sample = _sample(real, options.sample_rows, rng)
-    synthetic_sample = _sample(synthetic_table, options.sample_rows, rng)
-    metrics = {
+    check_options(options, schema)
+    real = conform(real, schema, "real")
+    synthetic_table = conform(load_table(synthetic), schema, "synthetic")
+    holdout_source = "given: real rows the generator never saw"
+    if holdout is None or holdout.num_rows == 0:
+        fraction = options.holdout_fraction or FALLBACK_HOLDOUT_FRACTION
+        # Another seed than the pipeline's own split: with the same one (a hash of the patient
+        # key), a table that already is a training split would yield an empty holdout.
+        real, holdout = split_holdout(real, schema, fraction, seed + FALLBACK_SPLIT_SEED_OFFSET)
+        holdout_source = (
+            f"a seeded {fraction:.0%} split of the real table (by patient when there is an entity key); "
+            "the generator may have seen these rows, so privacy baselines are real-vs-real references"
+        )
+    else:
+        holdout = conform(holdout, schema, "holdout")
+    rngs = dict(zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(_STREAMS)))))
+    timings: dict[str, float] = {}
+
+    @contextmanager
+    def timed(name: str):
+        start = time.perf_counter()
+        yield
+        timings[name] = round(time.perf_counter() - start, 3)
+
+    with timed("prepare"):
+        pool_rows = max(options.sample_rows, options.distance_rows, options.propensity_rows,
+                        options.attack_reference_rows, options.utility_rows)
+        pool = sample_table(synthetic_table, pool_rows, rngs["pool"])  # every check samples from this pool
+        layout, (train, held, synthetic_pool) = encode(schema, real, holdout, pool)
+        real_rows = sample_indices(real.num_rows, options.sample_rows, rngs["quality"])
+        synthetic_rows = sample_indices(pool.num_rows, options.sample_rows, rngs["quality"])
+        real_frame = real.take(real_rows).to_pandas()
+        synthetic_frame = pool.take(synthetic_rows).to_pandas()
+        real_sample, synthetic_sample = train.take(real_rows), synthetic_pool.take(synthetic_rows)
+        # Small-count suppression in the report counts patients when there is an entity key.
+        train_patients = _patients(real, schema)
+        sample_patients = train_patients[real_rows] if train_patients is not None else None
+
+    metrics: dict = {
         "rows": synthetic_table.num_rows,
         "columns": synthetic_table.num_columns,
         "real_rows": real.num_rows,
-        "holdout_rows": holdout.num_rows if holdout is not None else 0,
-        "evaluation_sample_rows": {"real": real_sample.num_rows, "synthetic": synthetic_sample.num_rows},
+        "holdout_rows": holdout.num_rows,
+        "holdout_source": holdout_source,
+        "evaluation_sample_rows": {"real": len(real_rows), "synthetic": len(synthetic_rows)},
+        "suppress_below": options.suppress_below,
     }
-    metrics |= quality_scores(real_sample.to_pandas(), synthetic_sample.to_pandas(), schema)
-    metrics |= exact_collisions(real, pl.from_arrow(synthetic_table).lazy(), schema)
+    figures: dict = {}
+    with timed("quality"):
+        metrics |= quality_scores(real_frame, synthetic_frame, schema)
+    with timed("diagnostic"):
+        metrics |= diagnostic_scores(real_frame, synthetic_frame, schema)
+    with timed("distributions"):
+        found, figures["distributions"] = distribution_scores(layout, real_sample, synthetic_sample,
+                                                              options.suppress_below, sample_patients)
+        metrics |= found
+    with timed("correlation"):
+        found, figures["correlation"] = correlation_scores(layout, real_sample, synthetic_sample)
+        metrics |= found
+    with timed("pca"):
+        found, figures["pca"] = pca_scores(layout, real_sample, synthetic_sample, int(rngs["pca"].integers(2**31)),
+                                           options.suppress_below, sample_patients)
+        metrics |= found
+    with timed("propensity"):
+        rng = rngs["propensity"]
+        metrics |= propensity_scores(
+            layout,
+            train.take(sample_indices(len(train), options.propensity_rows, rng)),
+            synthetic_pool.take(sample_indices(len(synthetic_pool), options.propensity_rows, rng)),
+            rng,
+        )
+    with timed("voas_williamson"):
+        metrics |= voas_williamson(layout, real_sample, synthetic_sample)
+    with timed("collisions"):
+        metrics |= exact_collisions(real, pl.from_arrow(synthetic_table).lazy(), schema)
+        baseline = exact_collisions(real, holdout, schema)
+        metrics |= {"holdout_exact_collisions": baseline["exact_collisions"],
+                    "holdout_exact_collision_rate": baseline["exact_collision_rate"]}
+    with timed("distance"):
+        found, figures["distance"] = distance_scores(train, held, synthetic_pool, options.distance_rows,
+                                                     rngs["distance"])
+        metrics |= found
+    with timed("membership"):
+        metrics |= membership_inference(train, held, synthetic_pool, options.attack_rows,
+                                        options.attack_reference_rows, rngs["membership"],
+                                        _patients(holdout, schema))
+    with timed("attribute"):
+        metrics |= attribute_inference(layout, options.sensitive, train, held, synthetic_pool, options.attack_rows,
+                                       options.attack_reference_rows, rngs["attribute"])
+    with timed("utility"):
+        predictions = None
+        if options.target:
+            found, predictions = utility_scores(layout, options.target, train, held, synthetic_pool,
+                                                options.utility_rows, rngs["utility"])
+            metrics |= found
+        else:
+            metrics |= {"tstr": None, "trtr": None, "utility": {"skipped": "no target column (evaluation.target)"}}
+    with timed("fairness"):
+        metrics |= fairness_scores(layout, options.protected, predictions, train, synthetic_pool,
+                                   options.suppress_below, train_patients)
+    with timed("entities"):
+        metrics |= entity_metrics(real.to_pandas(), synthetic_table.to_pandas(), schema, constraints or [])
+    metrics["timings"] = timings
+    metrics["gate"] = gate_verdict(metrics, gate)
+    metrics["figures"] = figures
     return metrics
 
 
-def _sample(table: pa.Table, rows: int, rng: np.random.Generator) -> pa.Table:
-    if table.num_rows <= rows:
-        return table
-    return table.take(np.sort(rng.choice(table.num_rows, size=rows, replace=False)))
+def _patients(table: pa.Table, schema: Schema) -> np.ndarray | None:
+    """Each row's patient as an integer code (``None`` without an entity key)."""
+    if schema.entity_key is None or schema.entity_key not in table.column_names:
+        return None
+    return pc.dictionary_encode(table[schema.entity_key].combine_chunks()).indices.to_numpy(zero_copy_only=False)

@@ -4,8 +4,10 @@ Definition: the number of synthetic rows whose values equal, column for column, 
 at least one real row, compared over the modelled columns (identifiers are fresh by
 design and left out). Normalisation before comparing: floats rounded to
 ``FLOAT_DECIMALS`` decimals, datetimes compared as exact instants, text and categories
-as exact strings, and a null equal only to a null. Computed with an exact semi-join
-(Polars), not a hash, so there are no false matches.
+as exact strings, and a null equal only to a null. Computed with Polars' semi-join on
+the normalised rows: a hash join that then compares the values themselves, so it is
+hashing with exact verification of every candidate match (no false matches from hash
+collisions), over every row of both tables.
 """
 
 from __future__ import annotations

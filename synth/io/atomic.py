@@ -32,6 +32,7 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual mode
         os.replace(tmp_path, final)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -72,6 +73,16 @@ def replace_dir(source: str | Path, destination: str | Path) -> Path:
     else:
         os.replace(source, destination)
     return destination
+
+
+def _read_umask() -> int:
+    # Read once, at import: os.umask can only be read by setting it, which is not thread-safe.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

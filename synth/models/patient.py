@@ -43,6 +43,7 @@ from synth.entity import (
     decode_static,
     join_levels,
     level_schemas,
+    repair_orders,
     plan_entities,
     position_features,
     split_levels,
@@ -110,7 +111,7 @@ class PatientSynthesizer(Synthesizer):
             limit = config.entity.max_rows_per_entity
             units = PatientUnits(row_matrix, condition, torch.as_tensor(sizes), limit, generator)
         else:
-            units = Units(row_matrix, condition)
+            units = Units(row_matrix, condition, groups=torch.as_tensor(levels.patient_of_row))
         row_report = self.rows_.train(
             units, budget.trainings["rows"] if budget else config.privacy, on_epoch, _sub(checkpoint_dir, ROWS_DIR), "rows"
         )
@@ -134,13 +135,14 @@ class PatientSynthesizer(Synthesizer):
         frame = join_levels(patients, rows, codes, self.plan_)
 
         row_rules = [c for c in self._rejection_constraints() if not set(columns_of(c)) <= set(self.plan_.static)]
+        frame = repair_orders(frame, codes, self.plan_)
         for _ in range(REJECTION_ROUNDS if row_rules else 0):
             bad = violations(frame, row_rules)
             if not bad.any():
                 break
             redraw = self.rows_.reverse(self.rows_.generate(int(bad.sum()), generator, condition[torch.as_tensor(bad)]))
             rows.loc[bad, :] = redraw.set_axis(rows.index[bad]).astype(rows.dtypes.to_dict())
-            frame = join_levels(patients, rows, codes, self.plan_)
+            frame = repair_orders(join_levels(patients, rows, codes, self.plan_), codes, self.plan_)
 
         key = self.schema_[self.plan_.key]
         ids = identifiers.fresh_ids(key.arrow, self.identifiers_[key.name]["digits"], start, len(sizes)).to_pandas()
@@ -182,7 +184,8 @@ class PatientSynthesizer(Synthesizer):
         return frame
 
     def _rejection_constraints(self) -> list:
-        linked = {(link.parent, link.column) for link in self.plan_.links if link.non_negative}
+        """Declared constraints not held by construction (links and derived ages are)."""
+        linked = {(link.parent, link.column) for link in self.plan_.links}
         return [
             c
             for c in self.config.constraints
@@ -203,8 +206,9 @@ class PatientSynthesizer(Synthesizer):
         self.rows_ = TableVAE.load(folder / ROWS_DIR, self.config, self.config.seed + 1, condition_dim)
 
 
-def _row_counts(values: pd.Series) -> np.ndarray:
-    return np.maximum(np.round(pd.to_numeric(values, errors="coerce").fillna(1).to_numpy()), 1).astype(np.int64)
+def _row_counts(log_rows: pd.Series) -> np.ndarray:
+    values = np.exp(pd.to_numeric(log_rows, errors="coerce").fillna(0).to_numpy())
+    return np.maximum(np.round(values), 1).astype(np.int64)
 
 
 def _part(budget: tuple[float, float] | None, share: float) -> tuple[float, float] | None:

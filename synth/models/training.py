@@ -30,6 +30,9 @@ from synth.models.network import MixedVAE
 from synth.privacy import MeanOfUnits, PrivacyReport, PrivateTraining
 
 CHECKPOINT = "checkpoint.pt"
+#: Fewer held-out patients (or rows) than this make a validation loss too noisy to stop on:
+#: 10 of the MIMIC demo's 97 patients stopped training at epoch 5. Train every epoch instead.
+MIN_VALIDATION_GROUPS = 50
 GRADIENT_CLIP = 10.0
 
 
@@ -71,12 +74,19 @@ class Units(Dataset):
     ``rows`` is the number of real rows the units hold (for rows/s).
     """
 
-    def __init__(self, x: torch.Tensor, condition: torch.Tensor | None = None, mask: torch.Tensor | None = None):
+    def __init__(
+        self,
+        x: torch.Tensor,
+        condition: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        groups: torch.Tensor | None = None,
+    ):
         self.tensors = {"x": x}
         if condition is not None:
             self.tensors["condition"] = condition
         if mask is not None:
             self.tensors["mask"] = mask
+        self.groups = groups  # e.g. each row's patient: validation then holds out whole patients
         self.rows = int(mask.sum()) if mask is not None else x.shape[0]
 
     def __len__(self) -> int:
@@ -90,16 +100,24 @@ class Units(Dataset):
         return {k: v[index] for k, v in self.tensors.items()}
 
     def split(self, fraction: float, generator: torch.Generator) -> tuple[Units, Units | None]:
-        """(training units, validation units); no validation when ``fraction`` is 0."""
-        n_validation = int(round(len(self) * fraction))
-        if n_validation == 0 or len(self) - n_validation < 2:
+        """(training units, validation units): ``fraction`` of the groups (or units) held out.
+
+        No validation (``None``) when that would hold out fewer than ``MIN_VALIDATION_GROUPS``.
+        """
+        groups = self.groups if self.groups is not None else torch.arange(len(self))
+        labels, codes = torch.unique(groups, return_inverse=True)
+        n_validation = int(round(len(labels) * fraction))
+        if n_validation < MIN_VALIDATION_GROUPS:
             return self, None
-        order = torch.randperm(len(self), generator=generator)
-        return self._take(order[n_validation:]), self._take(order[:n_validation])
+        held = torch.zeros(len(labels), dtype=torch.bool)
+        held[torch.randperm(len(labels), generator=generator)[:n_validation]] = True
+        in_validation = held[codes]
+        return self._take(torch.nonzero(~in_validation).squeeze(1)), self._take(torch.nonzero(in_validation).squeeze(1))
 
     def _take(self, index: torch.Tensor) -> Units:
         picked = {k: v[index] for k, v in self.tensors.items()}
-        return Units(picked["x"], picked.get("condition"), picked.get("mask"))
+        groups = self.groups[index] if self.groups is not None else None
+        return Units(picked["x"], picked.get("condition"), picked.get("mask"), groups)
 
 
 class PatientUnits(Units):

@@ -1,0 +1,98 @@
+"""Time the full evaluation of 1,000,000 synthetic rows against 100,000 real training rows.
+
+The real side is the diabetes_130 extract (101,766 encounters): a 20,000-row holdout by
+patient, and the remaining rows topped up to 100,000 training rows by resampling with
+numeric jitter. The "synthetic" side is training rows resampled with replacement, with
+integer jitter and 5 % of each categorical column shuffled: realistic values, known
+size, no model needed. It is written as 10 Parquet parts, as the sampler writes them,
+and evaluated from that folder, so reading is timed too.
+
+    python benchmarks/evaluate_scale.py [--data PATH] [--synthetic-rows N] [--real-rows N]
+
+Prints the total seconds and each check's seconds (``metrics["timings"]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from synth.config import parse_config
+from synth.evaluation import evaluate
+from synth.io.sources import read_table
+from synth.schema import infer_schema
+
+DATA = Path("/work/shared/data/diabetes_130/diabetic_data.csv")
+HOLDOUT_ROWS = 20_000
+
+
+def perturbed(table: pa.Table, rows: int, rng: np.random.Generator, schema) -> pa.Table:
+    """``rows`` rows resampled from ``table``, integers jittered by +-1, 5 % of categories shuffled."""
+    picked = table.take(rng.integers(0, table.num_rows, rows))
+    columns = {}
+    for spec in schema.columns:
+        column = picked[spec.name]
+        if spec.kind.value == "numerical" and pa.types.is_integer(column.type):
+            values = column.to_numpy(zero_copy_only=False).astype(np.int64)
+            jitter = rng.integers(-1, 2, rows)
+            column = pa.array(np.maximum(values + jitter, 0), type=column.type)
+        elif spec.kind.value == "categorical":
+            values = column.combine_chunks()
+            swap = np.flatnonzero(rng.random(rows) < 0.05)
+            order = np.arange(rows)
+            order[swap] = rng.permutation(swap)
+            column = values.take(pa.array(order))
+        columns[spec.name] = column
+    return pa.table(columns)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--synthetic-rows", type=int, default=1_000_000)
+    parser.add_argument("--real-rows", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(args.seed)
+    config = parse_config({"source": {"na_values": ["?"]}, "evaluation": {
+        "target": "readmitted", "sensitive": ["A1Cresult"], "protected": ["race", "gender"]}})
+    table = read_table(args.data, config)
+    schema = infer_schema(table, config)
+    patients = pc.unique(table["patient_nbr"]).to_numpy()
+    held = rng.permutation(patients)
+    mask = pc.is_in(table["patient_nbr"], value_set=pa.array(held[: len(held) // 5])).to_numpy(zero_copy_only=False)
+    holdout = table.filter(pa.array(mask)).slice(0, HOLDOUT_ROWS)
+    train = table.filter(pa.array(~mask))
+    if train.num_rows < args.real_rows:
+        train = pa.concat_tables([train, perturbed(train, args.real_rows - train.num_rows, rng, schema)])
+    train = train.slice(0, args.real_rows)
+
+    with tempfile.TemporaryDirectory() as folder:
+        parts = 10
+        for k in range(parts):
+            rows = args.synthetic_rows // parts + (k < args.synthetic_rows % parts)
+            pq.write_table(perturbed(train, rows, rng, schema), Path(folder) / f"part-{k:05d}.parquet")
+        print(f"real training rows {train.num_rows:,}; holdout {holdout.num_rows:,}; synthetic {args.synthetic_rows:,}")
+        start = time.perf_counter()
+        metrics = evaluate(train, folder, schema, config.evaluation, seed=args.seed, holdout=holdout, gate=config.gate)
+        seconds = time.perf_counter() - start
+    print(f"evaluate: {seconds:.1f} s")
+    print(json.dumps(metrics["timings"], indent=2))
+    headline = ["quality_score", "dcr_median", "dcr_holdout_median", "nndr_median", "pmse_ratio", "mia_auc",
+                "correlation_similarity", "exact_collisions"]
+    print(json.dumps({k: metrics.get(k) for k in headline} | {"sizes": {
+        "distance": metrics["distance"], "membership": metrics["membership_inference"],
+        "propensity": metrics["propensity"], "utility": metrics["utility"]}}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Deployments of the pipeline's flows: ``prefect.yaml`` for work pools, :mod:`deployments.serve` for one process."""

@@ -1,0 +1,55 @@
+"""Seeded row samples: every sampling-based check says how many rows it used."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+
+def sample_indices(rows: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of ``min(size, rows)`` rows drawn without replacement."""
+    if rows <= size:
+        return np.arange(rows)
+    return np.sort(rng.choice(rows, size=size, replace=False))
+
+
+def sample_table(table: pa.Table, size: int, rng: np.random.Generator) -> pa.Table:
+    """At most ``size`` rows of ``table``, drawn without replacement (all of it if smaller)."""
+    if table.num_rows <= size:
+        return table
+    return table.take(sample_indices(table.num_rows, size, rng))
+
+
+def seed_for(rng: np.random.Generator) -> int:
+    """An integer seed for libraries that take one (scikit-learn), drawn from ``rng``."""
+    return int(rng.integers(0, 2**31 - 1))
+
+
+def support(cells: np.ndarray, patients: np.ndarray | None, size: int) -> np.ndarray:
+    """How many real rows fall in each cell (0..size-1), or how many distinct patients do.
+
+    Small-count suppression must count people, not rows: in an event table one patient's
+    hundred rows would otherwise fill a histogram bin or a density cell alone.
+    """
+    if patients is None or len(cells) == 0:
+        return np.bincount(cells, minlength=size)[:size]
+    pairs = np.unique(np.stack([cells.astype(np.int64), patients.astype(np.int64)]), axis=1)
+    return np.bincount(pairs[0], minlength=size)[:size]
+
+
+def outer_edges(values: np.ndarray, patients: np.ndarray | None, k: int) -> tuple[float, float]:
+    """The lowest and highest values with at least ``k`` rows (or patients) at or beyond them.
+
+    Plot axes end here, so no edge is one person's extreme value.
+    """
+    order = np.argsort(values, kind="stable")
+    ranked = values[order]
+    if patients is None:
+        return float(ranked[min(k, len(ranked) - 1)]), float(ranked[max(len(ranked) - 1 - k, 0)])
+    who = patients[order]
+    _, first = np.unique(who, return_index=True)  # where each patient first appears, from below
+    _, last = np.unique(who[::-1], return_index=True)  # ... and from above
+    first, last = np.sort(first), np.sort(last)
+    low = ranked[first[min(k, len(first) - 1)]]
+    high = ranked[len(ranked) - 1 - last[min(k, len(last) - 1)]]
+    return float(low), float(high)

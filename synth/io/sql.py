@@ -1,0 +1,226 @@
+"""SQL sources and sinks through SQLAlchemy 2 (PostgreSQL via psycopg 3, or any dialect).
+
+A SQL source is written ``sql:<query>`` or ``sql:<table>`` (``sql:SELECT * FROM admissions
+WHERE year = 2025``, ``sql:warehouse.admissions``). The connection URL is never part of
+the source or of a file: it is read from an environment variable (``SYNTH_SQL_URL`` unless
+``source.sql_url_env`` names another), which a deployment fills from a Prefect Secret
+block. Passwords may also come from libpq's own ``PGPASSWORD`` / ``~/.pgpass``.
+
+Reading streams the query through a server-side cursor in batches of ``batch_rows``
+(Polars builds each batch), so an extract larger than memory never is in memory.
+Writing goes to a temporary table that is renamed over the target (``replace``) or
+inserted into it (``append``) inside one transaction: readers see the old table or the
+new one, never a half-written one. On PostgreSQL rows are sent with ``COPY``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Literal
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+
+from synth.errors import SourceError
+from synth.io.uri import SQL_PREFIX
+
+WriteMode = Literal["replace", "append"]
+_TABLE_NAME = re.compile(r"^[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*)?$")
+_INSERT_BATCH = 10_000
+
+
+def engine_from_env(env_var: str = "SYNTH_SQL_URL") -> sa.Engine:
+    """A SQLAlchemy engine for the URL held in ``env_var`` (e.g. ``postgresql+psycopg://user@host/db``).
+
+    Raises:
+        SourceError: the variable is unset or its URL cannot be used.
+    """
+    url = os.environ.get(env_var)
+    if not url:
+        raise SourceError(
+            f"the SQL connection URL is read from the environment variable {env_var}, which is not set; "
+            "set it (a deployment fills it from a Prefect Secret block) or name another in source.sql_url_env"
+        )
+    try:
+        return sa.create_engine(url, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise SourceError(f"{env_var}: cannot use this SQLAlchemy URL ({_first_line(exc)})") from None
+
+
+def query_of(source: str) -> str:
+    """The SQL query a ``sql:`` source names (a bare table name becomes ``SELECT * FROM`` it)."""
+    text = source[len(SQL_PREFIX) :].strip() if source.startswith(SQL_PREFIX) else source.strip()
+    if not text:
+        raise SourceError("empty sql: source; write sql:<query> or sql:<table>")
+    if _TABLE_NAME.match(text):
+        return f"SELECT * FROM {text}"
+    return text.rstrip(";")
+
+
+def count_rows(engine: sa.Engine, query: str) -> int:
+    """Rows the query returns (counted by the database)."""
+    with _connect(engine, query) as conn:
+        return int(conn.execute(sa.text(f"SELECT count(*) FROM ({query}) AS synth_source")).scalar_one())
+
+
+def query_fingerprint(engine: sa.Engine, query: str) -> str:
+    """SHA-256 of the query text and its row count: a cheap marker of a changed extract.
+
+    It cannot see an update that keeps the row count; put a snapshot date or a
+    last-modified filter in the query when that matters.
+    """
+    rows = count_rows(engine, query)
+    return hashlib.sha256(f"{query}\n{rows}".encode()).hexdigest()
+
+
+def read_batches(engine: sa.Engine, query: str, batch_rows: int = 500_000) -> Iterator[pa.Table]:
+    """Stream the query's rows as Arrow tables of at most ``batch_rows`` rows (server-side cursor)."""
+    with _connect(engine, query) as conn:
+        streaming = conn.execution_options(stream_results=True, max_row_buffer=batch_rows)
+        try:
+            for frame in pl.read_database(sa.text(query), streaming, iter_batches=True, batch_size=batch_rows):
+                if frame.height:
+                    yield frame.to_arrow()
+        except sa.exc.SQLAlchemyError as exc:
+            raise SourceError(f"the SQL query failed: {_first_line(exc)}") from None
+
+
+def write_table(engine: sa.Engine, name: str, tables: Iterable[pa.Table], mode: WriteMode = "replace") -> int:
+    """Write ``tables`` (one schema) to the table ``name`` in one transaction; returns the rows written.
+
+    Args:
+        engine: where to write.
+        name: ``table`` or ``schema.table``.
+        tables: the rows, in batches (e.g. the Parquet parts of a synthetic dataset).
+        mode: ``replace`` swaps the new table in for the old one; ``append`` adds the rows.
+    """
+    if not _TABLE_NAME.match(name):
+        raise SourceError(f"{name!r} is not a plain table name (letters, digits, _; optionally schema.table)")
+    schema_name, _, table_name = name.rpartition(".")
+    batches = iter(tables)
+    first = next(batches, None)
+    if first is None:
+        raise SourceError(f"nothing to write to {name}")
+    metadata = sa.MetaData(schema=schema_name or None)
+    staging = sa.Table(
+        f"{table_name}__synth_{uuid.uuid4().hex[:8]}",
+        metadata,
+        *[sa.Column(f.name, _sql_type(f.type)) for f in first.schema],
+    )
+    preparer = engine.dialect.identifier_preparer
+    target = preparer.quote(table_name)
+    if schema_name:
+        target = f"{preparer.quote_schema(schema_name)}.{target}"
+    rows = 0
+    with engine.begin() as conn:
+        staging.create(conn)
+        for table in _chain(first, batches):
+            rows += _insert(conn, staging, table)
+        staged = preparer.format_table(staging)
+        exists = sa.inspect(conn).has_table(table_name, schema=schema_name or None)
+        if mode == "append" and exists:
+            columns = ", ".join(preparer.quote(c.name) for c in staging.columns)
+            conn.execute(sa.text(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staged}"))
+            conn.execute(sa.text(f"DROP TABLE {staged}"))
+        else:
+            if exists:
+                conn.execute(sa.text(f"DROP TABLE {target}"))
+            conn.execute(sa.text(f"ALTER TABLE {staged} RENAME TO {preparer.quote(table_name)}"))
+    return rows
+
+
+def fetch_table(engine: sa.Engine, name: str) -> pa.Table:
+    """A whole (small) table as Arrow, e.g. to check what :func:`write_table` wrote."""
+    return pa.concat_tables(list(read_batches(engine, query_of(name))))
+
+
+def _insert(conn: sa.Connection, staging: sa.Table, table: pa.Table) -> int:
+    table = _plain(table)
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        _copy(conn, staging, table)
+    else:
+        for start in range(0, table.num_rows, _INSERT_BATCH):
+            conn.execute(staging.insert(), table.slice(start, _INSERT_BATCH).to_pylist())
+    return table.num_rows
+
+
+def _copy(conn: sa.Connection, staging: sa.Table, table: pa.Table) -> None:
+    """``COPY ... FROM STDIN`` with CSV written by Arrow (valid values quoted, nulls left empty)."""
+    preparer = conn.dialect.identifier_preparer
+    columns = ", ".join(preparer.quote(c) for c in table.column_names)
+    statement = f"COPY {preparer.format_table(staging)} ({columns}) FROM STDIN WITH (FORMAT csv)"
+    options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(statement) as copy:
+        for batch in table.to_batches(max_chunksize=100_000):
+            buffer = io.BytesIO()
+            pacsv.write_csv(pa.Table.from_batches([batch]), buffer, write_options=options)
+            copy.write(buffer.getvalue())
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Dictionary columns as their values (SQL has no dictionary type)."""
+    columns = [col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col for col in table.columns]
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _sql_type(dtype: pa.DataType) -> sa.types.TypeEngine:
+    if pa.types.is_dictionary(dtype):
+        dtype = dtype.value_type
+    if pa.types.is_boolean(dtype):
+        return sa.Boolean()
+    if pa.types.is_int8(dtype) or pa.types.is_int16(dtype) or pa.types.is_uint8(dtype):
+        return sa.SmallInteger()
+    if pa.types.is_int32(dtype) or pa.types.is_uint16(dtype):
+        return sa.Integer()
+    if pa.types.is_int64(dtype) or pa.types.is_uint32(dtype):
+        return sa.BigInteger()
+    if pa.types.is_uint64(dtype):
+        return sa.Numeric(20, 0)
+    if pa.types.is_floating(dtype):
+        return sa.Double()
+    if pa.types.is_decimal(dtype):
+        return sa.Numeric(dtype.precision, dtype.scale)
+    if pa.types.is_timestamp(dtype):
+        return sa.DateTime(timezone=dtype.tz is not None)
+    if pa.types.is_date(dtype):
+        return sa.Date()
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return sa.Text()
+    raise SourceError(f"cannot write Arrow type {dtype} to SQL")
+
+
+def _chain(first: pa.Table, rest: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    yield first
+    yield from rest
+
+
+class _connect:
+    """A connection whose failures become :class:`SourceError` naming the query's start."""
+
+    def __init__(self, engine: sa.Engine, query: str):
+        self.engine, self.query = engine, query
+
+    def __enter__(self) -> sa.Connection:
+        try:
+            self.conn = self.engine.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            raise SourceError(f"cannot connect to the SQL database: {_first_line(exc)}") from None
+        return self.conn
+
+    def __exit__(self, kind, error, tb):
+        self.conn.close()
+        if isinstance(error, sa.exc.SQLAlchemyError):
+            raise SourceError(f"SQL failed ({self.query[:80]}...): {_first_line(error)}") from None
+        return False
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,107 @@
+"""The Dask cluster partitions run on: a local one by default, or an existing one by address.
+
+The local cluster has one single-threaded worker *process* per core (pandas and Great
+Expectations hold the GIL, so threads would not run in parallel), and each worker's
+Polars, Arrow and BLAS pools are held to one thread so ``n`` workers use ``n`` cores.
+On an existing cluster (``tcp://scheduler:8786``, e.g. Dask on Kubernetes) the workers
+must have this package installed and see the source and the work folder (shared storage
+or object-store URIs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from distributed import Client, LocalCluster, as_completed
+
+T = TypeVar("T")
+MAX_DEFAULT_WORKERS = 8
+_ONE_THREAD = {
+    "POLARS_MAX_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "GX_ANALYTICS_ENABLED": "False",
+}
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
+
+
+@contextlib.contextmanager
+def dask_client(address: str | None = None, workers: int | None = None) -> Iterator[Client]:
+    """A client of the cluster at ``address``, or of a new local cluster of ``workers`` processes."""
+    if address:
+        with Client(address, timeout="30s") as client:
+            yield client
+        return
+    cluster = LocalCluster(
+        n_workers=workers or default_workers(),
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+        env=_ONE_THREAD,
+    )
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        with _quiet("distributed"):  # workers' goodbyes race the scheduler's: harmless tracebacks
+            cluster.close()
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def map_partitions(
+    client: Client,
+    function: Callable[..., T],
+    items: Iterable[Any],
+    *args: Any,
+    on_result: Callable[[int, int], None] | None = None,
+) -> list[T]:
+    """``function(item, *args)`` for every item on the cluster, results in item order."""
+    results = dict(iter_partitions(client, function, items, *args, on_result=on_result))
+    return [results[n] for n in sorted(results)]
+
+
+def iter_partitions(
+    client: Client,
+    function: Callable[..., T],
+    items: Iterable[Any],
+    *args: Any,
+    on_result: Callable[[int, int], None] | None = None,
+) -> Iterator[tuple[int, T]]:
+    """``(position, function(item, *args))`` for every item, as results arrive.
+
+    Each result is released on the cluster once yielded, so a caller that folds results
+    as they come (the bounded sample) holds one at a time. The first failure cancels the
+    rest and is raised as it was raised on the worker. ``on_result(done, total)`` reports
+    progress.
+    """
+    futures = [client.submit(function, item, *args, pure=False) for item in items]
+    position = {f.key: n for n, f in enumerate(futures)}
+    try:
+        for done, future in enumerate(as_completed(futures), start=1):
+            result = future.result()
+            future.release()
+            if on_result is not None:
+                on_result(done, len(futures))
+            yield position[future.key], result
+    except BaseException:
+        client.cancel(futures)
+        raise

@@ -1,0 +1,38 @@
+"""Tests for synth.evaluation.quality and .diagnostic (SDMetrics reports) on known cases."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from synth.config import parse_config
+from synth.evaluation.diagnostic import diagnostic_scores
+from synth.evaluation.quality import quality_scores
+from synth.schema import infer_schema
+
+HEART = "/work/shared/data/heart_disease_uci/heart_disease_uci_combined.csv"
+
+
+@pytest.fixture(scope="module")
+def heart():
+    table = pl.read_csv(HEART, infer_schema_length=None).to_arrow()
+    return table.to_pandas(), infer_schema(table, parse_config({}))
+
+
+def test_identical_data_score_one(heart):
+    frame, schema = heart
+    quality = quality_scores(frame, frame, schema)
+    assert quality["quality_score"] == pytest.approx(1.0)
+    diagnostic = diagnostic_scores(frame, frame, schema)
+    assert diagnostic["validity"] == pytest.approx(1.0) and diagnostic["diagnostic_score"] == pytest.approx(1.0)
+
+
+def test_out_of_range_and_unknown_values_lower_validity(heart):
+    frame, schema = heart
+    broken = frame.copy()
+    broken["age"] = broken["age"] + 200  # every age beyond the real range
+    broken["site"] = "nowhere"  # a category the real data never had
+    diagnostic = diagnostic_scores(frame, broken, schema)
+    assert diagnostic["validity_scores"]["age"] == 0.0
+    assert diagnostic["validity_scores"]["site"] == 0.0
+    assert quality_scores(frame, broken, schema)["column_shape_scores"]["age"] < 0.05

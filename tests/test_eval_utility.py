@@ -1,0 +1,58 @@
+"""Tests for synth.evaluation.utility: TSTR equals TRTR on real data, falls to chance on noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from synth.config import parse_config
+from synth.evaluation.encoding import Encoded, encode
+from synth.evaluation.utility import utility_scores
+from synth.schema import infer_schema
+
+PIMA = "/work/shared/data/pima_indians_diabetes/diabetes.csv"
+DIABETES = "/work/shared/data/diabetes_130/diabetic_data.csv"
+
+
+@pytest.fixture(scope="module")
+def pima():
+    table = pl.read_csv(PIMA).to_arrow()
+    schema = infer_schema(table, parse_config({}))
+    order = np.random.default_rng(0).permutation(table.num_rows)
+    layout, (train, holdout) = encode(schema, table.take(order[:600]), table.take(order[600:]))
+    return layout, train, holdout
+
+
+def test_synthetic_equal_to_real_gives_equal_scores(pima):
+    layout, train, holdout = pima
+    metrics, predictions = utility_scores(layout, "Outcome", train, holdout, train, 10_000, np.random.default_rng(0))
+    assert metrics["tstr"] == metrics["trtr"]
+    assert metrics["utility_ratio"] == 1.0
+    assert metrics["trtr"]["auc"] > 0.75  # glucose, BMI and age do predict diabetes
+    assert metrics["utility"]["holdout_test_rows"] == len(holdout)
+    assert np.array_equal(predictions.tstr, predictions.trtr)
+
+
+def test_labels_shuffled_give_chance():
+    # A larger holdout than Pima's 168 rows, so chance is 0.5 +- 0.02 rather than +- 0.07.
+    table = pl.read_csv(DIABETES, null_values=["?"], n_rows=5_000, infer_schema_length=None).to_arrow()
+    schema = infer_schema(table, parse_config({}))
+    layout, (train, holdout) = encode(schema, table.slice(0, 3_000), table.slice(3_000))
+    j = layout.categorical.index("diabetesMed")
+    codes = train.codes.copy()
+    codes[:, j] = np.random.default_rng(3).permutation(codes[:, j])
+    metrics, _ = utility_scores(layout, "diabetesMed", train, holdout, Encoded(train.numeric, codes), 10_000,
+                                np.random.default_rng(0))
+    assert metrics["trtr"]["auc"] > 0.95  # the medication columns give it away
+    assert abs(metrics["tstr"]["auc"] - 0.5) < 0.06
+    assert metrics["utility_ratio"] < 0.6
+
+
+def test_numeric_target_reports_r2(pima):
+    layout, train, holdout = pima
+    metrics, predictions = utility_scores(layout, "Glucose", train, holdout, train, 10_000, np.random.default_rng(0))
+    assert metrics["utility"]["task"] == "regression"
+    assert set(metrics["tstr"]) == {"r2", "mae"}
+    assert metrics["tstr"]["r2"] == pytest.approx(metrics["trtr"]["r2"])
+    assert not predictions.classification

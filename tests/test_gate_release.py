@@ -1,0 +1,72 @@
+"""Tests for the gated release (tasks.evaluate.release_synthetic) and `synth evaluate`'s exit status."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from prefect.logging import disable_run_logger
+from typer.testing import CliRunner
+
+from flows.cli import GATE_FAILED, app
+from synth.sampling import SampleResult
+from tasks.evaluate import release_synthetic
+
+PIMA = "/work/shared/data/pima_indians_diabetes/diabetes.csv"
+PASS = {"gate": {"verdict": "pass", "reasons": [], "checks": []}}
+FAIL = {"gate": {"verdict": "fail", "reasons": ["exact copies of real rows 3 exceeds the limit 0 by 3"], "checks": []}}
+
+
+def _staged(tmp_path) -> SampleResult:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    pq.write_table(pa.table({"x": [1, 2, 3]}), staging / "part-00000.parquet")
+    return SampleResult(folder=str(staging), rows=3, chunks=1)
+
+
+def test_passing_gate_releases_the_staged_parts(tmp_path):
+    sampled = _staged(tmp_path)
+    with disable_run_logger():
+        released = release_synthetic.fn(sampled, str(tmp_path / "synthetic"), PASS)
+    assert released == str(tmp_path / "synthetic")
+    assert (tmp_path / "synthetic" / "part-00000.parquet").is_file()
+    assert not (tmp_path / "staging").exists()
+
+
+def test_failing_gate_keeps_data_out_of_the_release_folder(tmp_path):
+    old_release = tmp_path / "synthetic"
+    old_release.mkdir()
+    (old_release / "part-00000.parquet").write_bytes(b"an earlier run's parts")
+    sampled = _staged(tmp_path)
+    with disable_run_logger():
+        released = release_synthetic.fn(sampled, str(old_release), FAIL)
+    assert released is None
+    assert not (tmp_path / "staging").exists()  # failed rows are deleted, not left lying around
+    assert not old_release.exists()  # nothing in synthetic/ reads as approved beside a failed report
+
+
+@pytest.mark.slow
+def test_synth_evaluate_exits_3_and_says_why_when_the_gate_fails(tmp_path):
+    # The real table judged against itself: every row an exact copy.
+    result = CliRunner().invoke(
+        app, ["evaluate", "--real", PIMA, "--synthetic", PIMA, "--output", str(tmp_path), "--target", "Outcome"]
+    )
+    assert result.exit_code == GATE_FAILED, result.output
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert "release gate FAILED" in said
+    assert re.search(r"exact copies of real rows \d+ exceeds the limit 0 by \d+", said)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["gate"]["verdict"] == "fail" and "figures" not in metrics
+    assert metrics["tstr"] is not None and "seeded 20% split" in metrics["holdout_source"]
+    assert (tmp_path / "report.html").stat().st_size > 1_000_000  # plotly.js inline
+
+
+def test_unknown_target_is_one_clear_line_and_exit_1(tmp_path):
+    result = CliRunner().invoke(
+        app, ["evaluate", "--real", PIMA, "--synthetic", tmp_path / "missing.csv", "--output", str(tmp_path)]
+    )
+    assert result.exit_code == 1
+    assert "missing.csv" in result.output
