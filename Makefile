@@ -7,7 +7,7 @@ export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: install demo test server worker deploy serve
+.PHONY: install demo test bench bench-smoke server worker deploy serve
 
 # A local Prefect server and the processes that talk to it (see docs/orchestration.md).
 PREFECT_PORT ?= 4200
@@ -27,6 +27,15 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# Speed and memory against the machine's floor and SDV (benchmarks/README.md). Needs the bench extra.
+BENCH_THREADS ?= 0
+bench: install
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/run_all.py --threads $(BENCH_THREADS)
+
+bench-smoke: install  ## every benchmark at tiny sizes (the tests run these too)
+	$(BIN)/python benchmarks/run_all.py --smoke
 
 server: install  ## Prefect server and UI on http://127.0.0.1:4200 (state in .prefect/)
 	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)

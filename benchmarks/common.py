@@ -226,8 +226,10 @@ def format_row(row: dict) -> str:
     )
 
 
-def header(stage: str, info: dict, description: str) -> None:
-    print(f"== {stage} ==  {description}")
+def header(stage: str, info: dict, description: str, threads: int = 0) -> None:
+    """Print the stage, the machine and the table header; ``threads`` is what every case sets (0: default)."""
+    info["case_torch_threads"] = threads or info["torch_threads"]
+    print(f"== {stage} ==  {description}; torch threads per case: {threads or 'default'}")
     print_machine(info)
     print(HEADER, flush=True)
 

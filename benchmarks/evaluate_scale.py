@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--synthetic-rows", type=int, default=1_000_000)
     parser.add_argument("--real-rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="also write evaluate.json (with the machine) here")
     args = parser.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -86,12 +87,33 @@ def main() -> None:
         metrics = evaluate(train, folder, schema, config.evaluation, seed=args.seed, holdout=holdout, gate=config.gate)
         seconds = time.perf_counter() - start
     print(f"evaluate: {seconds:.1f} s")
+    if args.out is not None:
+        _write_result(args, seconds, metrics)
     print(json.dumps(metrics["timings"], indent=2))
     headline = ["quality_score", "dcr_median", "dcr_holdout_median", "nndr_median", "pmse_ratio", "mia_auc",
                 "correlation_similarity", "exact_collisions"]
     print(json.dumps({k: metrics.get(k) for k in headline} | {"sizes": {
         "distance": metrics["distance"], "membership": metrics["membership_inference"],
         "propensity": metrics["propensity"], "utility": metrics["utility"]}}, indent=2, default=str))
+
+
+def _write_result(args, seconds: float, metrics: dict) -> None:
+    """evaluate.json in the shape of the other benchmarks' results (benchmarks/common.py)."""
+    import resource
+
+    import common
+
+    info = common.machine()
+    common.print_machine(info)
+    row = {"case": f"evaluate {args.synthetic_rows:,} x {args.real_rows:,}", "rows": args.synthetic_rows,
+           "seconds": seconds, "rows_per_second": args.synthetic_rows / seconds,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "load_before": info["load_average"][0], "timings": metrics["timings"]}
+    target = {"name": f"full evaluation of {args.synthetic_rows:,} x {args.real_rows:,} under 10 minutes",
+              "measured": f"{seconds:.0f} s", "met": seconds < 600, "bound": ""}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "evaluate.json").write_text(json.dumps(
+        {"stage": "evaluate", "machine": info, "rows": [row], "targets": [target], "notes": []}, indent=2, default=str))
 
 
 if __name__ == "__main__":

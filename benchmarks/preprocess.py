@@ -177,6 +177,7 @@ def main() -> None:
     parser.add_argument(
         "--one", nargs=5, metavar=("KIND", "FOLDER", "WORKERS", "PARTITION_ROWS", "VALIDATE"), help=argparse.SUPPRESS
     )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     args = parser.parse_args()
     if args.one:
         kind, folder, workers, partition_rows, validate = args.one
@@ -211,8 +212,8 @@ def main() -> None:
         if 1 in by_workers and 2 in by_workers:
             speedup = by_workers[2]["rows_per_second"] / by_workers[1]["rows_per_second"]
             print(f"{rows:>12,} rows: 2 workers / 1 worker = {speedup:.2f}x rows/s")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "preprocess.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / "preprocess.json"
     out.write_text(
         json.dumps(
             {

@@ -176,7 +176,9 @@ def main() -> None:
     parser.add_argument("--out", help="results folder (default benchmarks/results, smoke: benchmarks/results/smoke)")
     args = parser.parse_args()
     if args.smoke:
-        args.epochs, args.rows, args.quality_rows, args.batch_size = 1, 2_000, 500, 100
+        # One torch thread: tiny tensors gain nothing from two, and lose a lot on a busy machine.
+        args.epochs, args.rows, args.quality_rows, args.batch_size = 1, 1_000, 300, 100
+        args.threads = args.threads or 1
 
     import torch
 
@@ -187,6 +189,7 @@ def main() -> None:
         info,
         f"diabetes_130, {args.epochs} epochs, batch {args.batch_size}, no validation split (every row trains); "
         f"quality on {args.quality_rows:,} rows",
+        threads=args.threads,
     )
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     sdv = not (args.skip_sdv or args.smoke)

@@ -29,6 +29,8 @@ Privacy", 2014 (Laplace mechanism, thresholded histograms).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -81,15 +83,22 @@ def learn_domain(
     delta: float,
     weights: np.ndarray,
     rng: np.random.Generator,
+    public_ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> DPDomain:
-    """Release every column's summary with DP; ``weights`` sum to 1 per privacy unit."""
+    """Release every column's summary with DP; ``weights`` sum to 1 per privacy unit.
+
+    ``public_ranges`` gives bounds known without looking at the data (from the config):
+    those columns skip the quantile mechanism and are clipped to them.
+    """
     epsilon_c = epsilon / max(len(columns), 1)
     delta_c = delta / max(len(columns), 1)
+    public_ranges = public_ranges or {}
     released = {}
     for spec in columns:
         values = frame[spec.name]
         if spec.kind in (ColumnKind.NUMERICAL, ColumnKind.DATETIME):
-            released[spec.name] = _numeric(_as_number(values), weights, epsilon_c, rng)
+            bounds = public_ranges.get(spec.name)
+            released[spec.name] = _numeric(_as_number(values), weights, epsilon_c, rng, bounds)
         else:
             released[spec.name] = _categorical(values, weights, epsilon_c, delta_c, rng)
     return DPDomain(epsilon=epsilon, delta=delta, columns=released)
@@ -158,10 +167,15 @@ def restrict(frame: pd.DataFrame, domain: DPDomain, columns: list[ColumnSpec], r
 
 
 # -- mechanisms ------------------------------------------------------------------------------
-def _numeric(values: np.ndarray, weights: np.ndarray, epsilon: float, rng) -> ColumnDomain:
+def _numeric(
+    values: np.ndarray, weights: np.ndarray, epsilon: float, rng, bounds: tuple[float, float] | None = None
+) -> ColumnDomain:
     present = ~np.isnan(values)
-    low = dp_quantile(values[present], weights[present], LOWER_Q, epsilon / 4, rng)
-    high = dp_quantile(values[present], weights[present], UPPER_Q, epsilon / 4, rng)
+    if bounds is None:
+        low = dp_quantile(values[present], weights[present], LOWER_Q, epsilon / 4, rng)
+        high = dp_quantile(values[present], weights[present], UPPER_Q, epsilon / 4, rng)
+    else:
+        low, high = bounds
     low, high = min(low, high), max(low, high)
     # One histogram over [low, high] plus a null bin: each unit's weight lands in one bin.
     edges = np.linspace(low, high, BINS + 1) if high > low else np.array([low, low + 1.0])

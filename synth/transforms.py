@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from rdt import HyperTransformer
 from rdt.transformers import LabelEncoder
+from rdt.transformers.utils import try_convert_to_dtype
 
 from synth import safe_state
 from synth.config import ColumnKind, TransformOptions
@@ -150,10 +151,24 @@ class TableTransformer:
         self._check_fitted()
         if matrix.ndim != 2 or matrix.shape[1] != len(self.segments_):
             raise ValueError(f"expected a matrix with {len(self.segments_)} columns, got shape {matrix.shape}")
-        frame = pd.DataFrame(matrix.astype(np.float64, copy=False), columns=[s.name for s in self.segments_])
+        # Each transformer reverses only its own columns: RDT's HyperTransformer hands every
+        # transformer (and copies) the whole frame, which costs O(columns^2) per chunk. Same
+        # transformers, same order, same values and dtypes; label encoders take a numpy shortcut.
+        matrix = matrix.astype(np.float64, copy=False)
+        columns = {s.name: pd.Series(matrix[:, i]) for i, s in enumerate(self.segments_)}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return self.hyper_.reverse_transform(frame)[self.columns_]
+            for transformer in reversed(self.hyper_._transformers_sequence):
+                outputs = transformer.get_output_columns()
+                if not outputs or any(name not in columns for name in outputs):
+                    continue
+                restored = _reverse_labels(transformer, columns[outputs[0]])
+                if restored is None:
+                    restored = transformer.reverse_transform(pd.DataFrame({name: columns[name] for name in outputs}))
+                for name in outputs:
+                    del columns[name]
+                columns.update(restored.items())
+        return pd.DataFrame({name: columns[name] for name in self.columns_})
 
     def _normalizers(self) -> list[SeededClusterNormalizer]:
         found = []
@@ -200,6 +215,27 @@ class TableTransformer:
         self.columns_ = meta["columns"]
         self.segments_ = [Segment(**s) for s in meta["segments"]]
         return self
+
+
+def _reverse_labels(encoder, labels: pd.Series) -> pd.DataFrame | None:
+    """A label encoder's ``reverse_transform``, vectorised; ``None`` where RDT must do it.
+
+    RDT clips and rounds the labels, then maps them through ``values_to_categories``, which
+    pandas does by taking from ``Series(mapping)`` at each label's position, and casts the
+    result to the fitted dtype. With the labels 0..n-1 as keys the position is the label
+    itself: the same values and dtype, without hashing every row.
+    """
+    if not isinstance(encoder, LabelEncoder) or encoder.add_noise:
+        return None
+    mapping = encoder.values_to_categories
+    if not mapping or list(mapping) != list(range(len(mapping))):
+        return None
+    values = labels.to_numpy(dtype=np.float64)
+    if np.isnan(values).any():
+        return None  # RDT warns and maps NaN to NaN; rare, so let it
+    positions = np.round(np.clip(values, 0, len(mapping) - 1)).astype(np.intp)
+    restored = pd.Series(mapping).take(positions).reset_index(drop=True)
+    return try_convert_to_dtype(restored, encoder.dtype).to_frame(encoder.get_input_column())
 
 
 def bounded_sample(

@@ -22,6 +22,7 @@ from synth.report.html import write_report
 from synth.report.profile import write_profile
 from synth.sampling import SampleResult
 from synth.schema import Schema, infer_schema
+from tasks.user_errors import retry_unless_user_error
 
 HEADLINE = [
     "rows", "quality_score", "validity", "correlation_similarity", "pmse", "pmse_ratio", "exact_collisions",
@@ -92,7 +93,8 @@ def evaluate_tables(
     return metrics
 
 
-@task(name="publish-results", retries=2, retry_delay_seconds=[2, 10])
+@task(name="publish-results", retries=2,
+      retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_user_error)
 def publish_results(metrics: dict, output_dir: str) -> str:
     """Write metrics.json and report.html atomically; publish the summary and metrics artifacts."""
     output = Path(output_dir)
@@ -118,7 +120,8 @@ def publish_results(metrics: dict, output_dir: str) -> str:
     return str(report)
 
 
-@task(name="release-synthetic", retries=2, retry_delay_seconds=[2, 10])
+@task(name="release-synthetic", retries=2,
+      retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_user_error)
 def release_synthetic(sampled: SampleResult, release_dir: str, metrics: dict) -> str | None:
     """Move the staged parts to the release folder in one rename, only if the gate passed.
 

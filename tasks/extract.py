@@ -10,6 +10,7 @@ from prefect import get_run_logger, task
 from synth.config import PipelineConfig, load_config
 from synth.io.sources import read_table
 from synth.schema import Schema, infer_schema
+from tasks.user_errors import retry_unless_user_error
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,8 @@ def load_settings(config_path: str | None, overrides: dict) -> PipelineConfig:
     return config.with_overrides(**overrides) if overrides else config
 
 
-@task(name="inspect-extract", retries=2, retry_delay_seconds=[2, 10])
+@task(name="inspect-extract", retries=2,
+      retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_user_error)
 def inspect_extract(source: str, config: PipelineConfig) -> Extract:
     """Read the extract and infer its schema; logs counts and kinds, never values."""
     table = read_table(source, config)

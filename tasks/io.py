@@ -17,6 +17,7 @@ from synth.manifest import build_manifest, write_manifest
 from synth.preprocess import Prepared
 from synth.sampling import model_fingerprint
 from tasks.preprocess import IO_RETRIES, RunFolders
+from tasks.user_errors import retry_unless_user_error
 
 
 @task(name="write-sql-table", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -34,7 +35,8 @@ def write_sql_table(synthetic_dir: str, table: str | None, mode: str, config: Pi
     return [{"kind": "sql", "table": table, "mode": mode, "rows": rows}]
 
 
-@task(name="write-manifest", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+@task(name="write-manifest", cache_policy=NO_CACHE, retries=2,
+      retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_user_error)
 def write_run_manifest(
     run: RunFolders,
     source: str,

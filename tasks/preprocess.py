@@ -21,8 +21,14 @@ from synth.preprocess import Prepared, preprocess
 from synth.preprocess.partitions import source_fingerprint
 from synth.runs import WorkDir, open_work_dir, run_key
 from tasks.caching import DATA_CONFIG_CODE
+from tasks.user_errors import retry_unless_user_error
 
-IO_RETRIES = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2), "retry_jitter_factor": 0.5}
+IO_RETRIES = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_unless_user_error,
+}
 
 
 class ValidationFailed(SynthError):
@@ -70,7 +76,14 @@ def open_run_folders(fingerprint: str, config: PipelineConfig, output: str, work
     return RunFolders(work=work, output=local, remote=output if is_remote(output) else None)
 
 
-@task(name="preprocess-extract", cache_policy=DATA_CONFIG_CODE, persist_result=True, retries=1, retry_delay_seconds=10)
+@task(
+    name="preprocess-extract",
+    cache_policy=DATA_CONFIG_CODE,
+    persist_result=True,
+    retries=1,
+    retry_delay_seconds=10,
+    retry_condition_fn=retry_unless_user_error,
+)
 def preprocess_extract(source: str, fingerprint: str, config: PipelineConfig, work: WorkDir) -> Prepared:
     """Clean, validate and split the extract on Dask into the work folder (partitions resume)."""
     logger = get_run_logger()

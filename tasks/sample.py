@@ -10,6 +10,7 @@ from synth.config import SamplingOptions
 from synth.models import load_synthesizer
 from synth.sampling import SampleResult, model_fingerprint, sample_to_parquet
 from tasks.progress import ChunkProgress
+from tasks.user_errors import retry_unless_user_error
 
 
 # Not cached: the parts on disk are the cache (finished parts are skipped), and a released
@@ -20,6 +21,7 @@ from tasks.progress import ChunkProgress
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=0.5,
+    retry_condition_fn=retry_unless_user_error,
 )
 def sample_synthetic(
     model_dir: str, output_dir: str, sampling: SamplingOptions, seed: int, default_rows: int

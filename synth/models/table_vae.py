@@ -55,6 +55,7 @@ class TableVAE:
         schema: Schema,
         dp_budget: tuple[float, float] | None = None,
         weights: np.ndarray | None = None,
+        public_ranges: dict[str, tuple[float, float]] | None = None,
     ) -> TableVAE:
         """Fit the transforms on ``frame``, or with DP on a sample drawn from its released domain."""
         self.schema_ = schema
@@ -62,7 +63,9 @@ class TableVAE:
         if dp_budget is not None:
             rng = np.random.default_rng([self.seed, 0xD0])
             unit_weights = weights if weights is not None else np.ones(len(frame))
-            self.domain_ = dp_domain.learn_domain(frame, schema.modelled, *dp_budget, unit_weights, rng)
+            self.domain_ = dp_domain.learn_domain(
+                frame, schema.modelled, *dp_budget, unit_weights, rng, public_ranges
+            )
             fit_on = dp_domain.sample_frame(self.domain_, schema.modelled, rng)
         self.transformer_ = TableTransformer(self.config.transforms, seed=self.seed).fit(fit_on, schema)
         return self
