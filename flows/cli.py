@@ -87,7 +87,7 @@ def _run_generate(source, output, config, **overrides) -> None:
             source=str(source), output=str(output), config_path=str(config) if config else None, **overrides
         )
         metrics = generate(params)
-    if metrics["gate"]["verdict"] == "pass":
+    if metrics["gate"]["verdict"] == "pass" or not metrics["gate"].get("enforced", True):
         console.print(
             f"[green]done:[/green] {metrics['rows']:,} synthetic rows in {Path(output) / 'synthetic'}; "
             f"quality {metrics['quality_score']:.3f}; exact copies {metrics['exact_collisions']}; "
@@ -138,9 +138,15 @@ GATE_FAILED = 3  # distinct from 1 (a user error): the run worked, the data fail
 
 
 def _exit_on_failed_gate(metrics: dict, output, released: bool) -> None:
-    """Print each failing gate check and by how much, then exit with status 3."""
+    """Print each failing gate check and by how much, then exit with status 3 (if enforced)."""
     gate = metrics["gate"]
     if gate["verdict"] == "pass":
+        return
+    if not gate.get("enforced", True):
+        console.print(f"[yellow]release gate FAILED, not enforced (gate.enforce: false):[/yellow] "
+                      f"released anyway. Report: {Path(output) / 'report.html'}")
+        for reason in gate["reasons"]:
+            console.print(f"  [yellow]-[/yellow] {reason}")
         return
     kept = " The synthetic data were NOT released." if released else ""
     console.print(f"[red]release gate FAILED:[/red]{kept} Report: {Path(output) / 'report.html'}")

@@ -182,6 +182,10 @@ class GateOptions(_Strict):
     )
     max_mia_auc: Annotated[float, Field(ge=0.5, le=1)] = Field(default=0.6, description="membership-inference AUC")
     min_quality: Annotated[float, Field(ge=0, le=1)] = Field(default=0.7, description="SDMetrics quality score")
+    enforce: bool = Field(
+        default=True,
+        description="false: report the verdict but release whatever it says (only for data that is already public)",
+    )
 
 
 class EntityOptions(_Strict):

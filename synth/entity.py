@@ -68,6 +68,9 @@ class EntityPlan:
     derived: tuple[AgeConstraint, ...] = ()
     order_by: str | None = None
     units: dict = field(default_factory=dict)  # date column -> its unit, for anchors and sorting
+    # date column -> [first, last] real instant (ns); empty with DP (not released). A date
+    # rebuilt from a step drawn for another patient's parent can land outside it.
+    date_ranges: dict = field(default_factory=dict)
 
     @property
     def anchors(self) -> list[str]:
@@ -89,6 +92,7 @@ class EntityPlan:
             derived=tuple(AgeConstraint(**d) for d in data["derived"]),
             order_by=data["order_by"],
             units=data["units"],
+            date_ranges=data.get("date_ranges", {}),
         )
 
 
@@ -132,6 +136,7 @@ def plan_entities(frame: pd.DataFrame, keys: np.ndarray, schema: Schema, config:
         and _follows(frame[first], frame[second], units[second])[0] >= threshold
     ]
     roots = [link.column for link in links if link.parent.startswith(ANCHOR)]
+    ranges = {} if config.privacy.enabled else {d: _range_ns(frame[d]) for d in dates if frame[d].notna().any()}
     return EntityPlan(
         key=schema.entity_key,
         static=tuple(static),
@@ -141,7 +146,24 @@ def plan_entities(frame: pd.DataFrame, keys: np.ndarray, schema: Schema, config:
         derived=derived,
         order_by=roots[0] if roots else next((d for d in dates if d in row), None),
         units=units,
+        date_ranges=ranges,
     )
+
+
+def _range_ns(values: pd.Series) -> list[int]:
+    ns = values.dropna().to_numpy(dtype="datetime64[ns]").view(np.int64)
+    return [int(ns.min()), int(ns.max())]
+
+
+def outside_date_ranges(frame: pd.DataFrame, plan: EntityPlan, columns) -> np.ndarray:
+    """Rows with a date of ``columns`` outside the real data's range (missing dates pass)."""
+    bad = np.zeros(len(frame), dtype=bool)
+    for name in columns:
+        if name in plan.date_ranges:
+            ns = frame[name].to_numpy(dtype="datetime64[ns]").view(np.int64)
+            low, high = plan.date_ranges[name]
+            bad |= frame[name].notna().to_numpy() & ((ns < low) | (ns > high))
+    return bad
 
 
 def _constant_within(values: pd.Series, codes: np.ndarray) -> bool:
@@ -243,9 +265,15 @@ def position_features(codes: np.ndarray) -> np.ndarray:
     return np.stack([relative, index == 0, index == size - 1, np.log1p(size) / _SIZE_SCALE], axis=1).astype(np.float32)
 
 
-def join_levels(patients: pd.DataFrame, rows: pd.DataFrame, patient_of_row: np.ndarray, plan: EntityPlan) -> pd.DataFrame:
-    """Absolute values again: static columns broadcast to rows, dates decoded, ages derived."""
-    patients = decode_static(patients, plan)
+def join_levels(
+    patients: pd.DataFrame, rows: pd.DataFrame, patient_of_row: np.ndarray, plan: EntityPlan, clip: bool = False
+) -> pd.DataFrame:
+    """Absolute values again: static columns broadcast to rows, dates decoded, ages derived.
+
+    ``clip``: each decoded date is moved into the real range before its children are
+    decoded from it (see :func:`outside_date_ranges` for finding them first).
+    """
+    patients = decode_static(patients, plan, clip)
     out = rows.copy()
     for name in plan.static:
         out[name] = patients[name].to_numpy()[patient_of_row]
@@ -253,18 +281,19 @@ def join_levels(patients: pd.DataFrame, rows: pd.DataFrame, patient_of_row: np.n
         if link.column in plan.static:
             continue
         parent = patients[link.parent].to_numpy()[patient_of_row] if link.parent.startswith(ANCHOR) else out[link.parent]
-        out[link.column] = _decode(pd.Series(parent), out[link.column], link)
+        out[link.column] = _decode(pd.Series(parent), out[link.column], link, plan.date_ranges if clip else {})
     for age in plan.derived:
         out[age.column] = derive_age(out[age.birth], out[age.at], age.top_code)
     return out
 
 
-def decode_static(patients: pd.DataFrame, plan: EntityPlan) -> pd.DataFrame:
+def decode_static(patients: pd.DataFrame, plan: EntityPlan, clip: bool = False) -> pd.DataFrame:
     """The patient frame with its linked static dates decoded to absolute dates."""
     patients = patients.copy()
     for link in plan.links:
         if link.column in plan.static:
-            patients[link.column] = _decode(patients[link.parent], patients[link.column], link)
+            ranges = plan.date_ranges if clip else {}
+            patients[link.column] = _decode(patients[link.parent], patients[link.column], link, ranges)
     return patients
 
 
@@ -319,7 +348,7 @@ def _steps(child: pd.Series, parent: pd.Series, unit: int) -> np.ndarray:
     return np.where(missing, np.nan, steps.astype(np.float64))
 
 
-def _decode(parent: pd.Series, steps: pd.Series, link: DateLink) -> np.ndarray:
+def _decode(parent: pd.Series, steps: pd.Series, link: DateLink, ranges: dict | None = None) -> np.ndarray:
     p = pd.Series(parent).to_numpy(dtype="datetime64[ns]").view(np.int64)
     s = np.maximum(pd.to_numeric(pd.Series(steps), errors="coerce").to_numpy(dtype=np.float64), 0)
     missing = np.isnan(s) | pd.isna(pd.Series(parent)).to_numpy()
@@ -327,6 +356,9 @@ def _decode(parent: pd.Series, steps: pd.Series, link: DateLink) -> np.ndarray:
     # A generated step count can carry a date past what datetime64[ns] holds (1677-2262):
     # keep it on the calendar rather than let the integer wrap around.
     lowest, highest = pd.Timestamp.min.value // link.unit_ns + 1, pd.Timestamp.max.value // link.unit_ns
+    if ranges and link.column in ranges:  # the real range, in whole units
+        first, last = ranges[link.column]
+        lowest, highest = max(lowest, -(-first // link.unit_ns)), min(highest, last // link.unit_ns)
     units = np.clip(np.where(missing, 0, p // link.unit_ns) + steps, lowest, highest)
     ns = units * link.unit_ns
     values = ns.view("datetime64[ns]").copy()

@@ -66,15 +66,20 @@ def _restore(series: pd.Series, spec: ColumnSpec) -> pa.Array:
     return _restore_plain(series, spec.arrow, spec.kind)
 
 
+_TEMPORAL_UNIT = {"s": "second", "ms": "millisecond", "us": "microsecond", "ns": "nanosecond"}
+
+
 def _restore_plain(series: pd.Series, target: pa.DataType, kind: ColumnKind) -> pa.Array:
     if kind is ColumnKind.DATETIME:
         values = pd.to_datetime(series).to_numpy(dtype="datetime64[ns]")
         array = pa.array(values, type=pa.timestamp("ns"), from_pandas=True)
         if pa.types.is_date(target):
             return pc.cast(array, target, safe=False)
-        # Naive values are UTC instants; attaching the zone keeps the instant.
+        # Generated instants can carry finer detail than the extract's unit (a DP domain's
+        # sample is drawn in nanoseconds): floor to the unit, as the extract would store it.
         unit_only = pa.timestamp(target.unit)
-        return pc.cast(array, unit_only).cast(target)
+        array = pc.cast(pc.floor_temporal(array, 1, _TEMPORAL_UNIT[target.unit]), unit_only)
+        return array.cast(target)  # naive values are UTC instants; attaching the zone keeps the instant
     if pa.types.is_integer(target):
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
         array = pa.array(np.round(values), from_pandas=True)

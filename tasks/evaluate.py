@@ -110,7 +110,8 @@ def publish_results(metrics: dict, output_dir: str) -> str:
     create_markdown_artifact(
         key="synthetic-summary",
         markdown="\n".join(
-            ["# Synthetic data summary", "", f"**Release gate: {gate['verdict'].upper()}**", ""]
+            ["# Synthetic data summary", "", f"**Release gate: {gate['verdict'].upper()}**"
+             + ("" if gate.get("enforced", True) else " (not enforced: `gate.enforce: false`)"), ""]
             + [f"- {reason}" for reason in gate["reasons"]]
             + ["", f"Report: `{report.resolve()}`", ""]
             + [f"- **{k}**: {metrics.get(k)}" for k in HEADLINE]
@@ -123,7 +124,8 @@ def publish_results(metrics: dict, output_dir: str) -> str:
 @task(name="release-synthetic", retries=2,
       retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_user_error)
 def release_synthetic(sampled: SampleResult, release_dir: str, metrics: dict) -> str | None:
-    """Move the staged parts to the release folder in one rename, only if the gate passed.
+    """Move the staged parts to the release folder in one rename, only if the gate passed
+    (or the config says not to enforce it: public data only).
 
     On a failing gate the staged parts are deleted, and so is any earlier release in
     ``release_dir``: the folder's metrics.json and report.html now describe data that
@@ -131,9 +133,13 @@ def release_synthetic(sampled: SampleResult, release_dir: str, metrics: dict) ->
     """
     logger = get_run_logger()
     gate = metrics["gate"]
-    if gate["verdict"] == "pass":
+    if gate["verdict"] == "pass" or not gate.get("enforced", True):
         replace_dir(sampled.folder, release_dir)
-        logger.info(f"gate passed: released {sampled.rows:,} rows to {release_dir}")
+        if gate["verdict"] == "pass":
+            logger.info(f"gate passed: released {sampled.rows:,} rows to {release_dir}")
+        else:
+            logger.warning(f"gate FAILED but not enforced (gate.enforce: false): released {sampled.rows:,} rows "
+                           f"to {release_dir}: " + "; ".join(gate["reasons"]))
         return release_dir
     shutil.rmtree(sampled.folder, ignore_errors=True)
     shutil.rmtree(release_dir, ignore_errors=True)

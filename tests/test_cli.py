@@ -86,9 +86,13 @@ def test_demo_writes_synthetic_parquet_with_the_extracts_columns_and_types(tmp_p
     out = tmp_path / "demo"
     done = synth("demo", "--output", str(out), "--epochs", "3", tmp_path=tmp_path)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert done.returncode in (0, 3), done.stderr
+    # The demo's gate is reported, not enforced (public data, 97 patients): it always releases.
+    assert done.returncode == 0, done.stderr
+    assert metrics["gate"]["enforced"] is False
     extract = build_episode_table(DEMO_DATA_DIR)
-    if done.returncode == 0:
-        parts = sorted((out / "synthetic").glob("part-*.parquet"))
-        assert pq.read_schema(parts[0]) == extract.schema
+    parts = sorted((out / "synthetic").glob("part-*.parquet"))
+    assert parts and all(pq.read_schema(p) == extract.schema for p in parts)
+    assert sum(pq.read_metadata(p).num_rows for p in parts) == extract.num_rows
     assert metrics["rows"] == extract.num_rows and metrics["static_consistency"] == 1.0
+    if metrics["gate"]["verdict"] == "fail":
+        assert "not enforced" in done.stderr and "not enforced" in (out / "report.html").read_text()

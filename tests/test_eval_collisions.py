@@ -8,8 +8,9 @@ import pyarrow as pa
 from synth.config import parse_config
 from synth.evaluation.collisions import exact_collisions
 from synth.schema import infer_schema
+from tests.conftest import SHARED_DATA
 
-PIMA = "/work/shared/data/pima_indians_diabetes/diabetes.csv"
+PIMA = str(SHARED_DATA / "pima_indians_diabetes/diabetes.csv")
 
 
 def test_a_copied_row_is_found_and_near_misses_are_not():

@@ -11,8 +11,9 @@ from synth.evaluation.encoding import encode
 from synth.evaluation.fairness import demographic_parity_difference, equalized_odds_difference, fairness_scores
 from synth.evaluation.utility import utility_scores
 from synth.schema import infer_schema
+from tests.conftest import SHARED_DATA
 
-PIMA = "/work/shared/data/pima_indians_diabetes/diabetes.csv"
+PIMA = str(SHARED_DATA / "pima_indians_diabetes/diabetes.csv")
 
 
 def test_demographic_parity_known_value():

@@ -12,8 +12,9 @@ from synth.config import ColumnKind, parse_config
 from synth.evaluation.encoding import Encoded, encode
 from synth.evaluation.gower import GowerScale, gower_matrix, nearest
 from synth.schema import infer_schema
+from tests.conftest import SHARED_DATA
 
-DIABETES = "/work/shared/data/diabetes_130/diabetic_data.csv"
+DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
 
 
 @pytest.fixture(scope="module")

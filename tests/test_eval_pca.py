@@ -10,8 +10,9 @@ from synth.config import parse_config
 from synth.evaluation.encoding import Encoded, encode
 from synth.evaluation.pca import pca_scores
 from synth.schema import infer_schema
+from tests.conftest import SHARED_DATA
 
-WISCONSIN = "/work/shared/data/wisconsin_breast_cancer/wisconsin.csv"
+WISCONSIN = str(SHARED_DATA / "wisconsin_breast_cancer/wisconsin.csv")
 
 
 @pytest.fixture(scope="module")

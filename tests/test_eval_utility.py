@@ -10,9 +10,10 @@ from synth.config import parse_config
 from synth.evaluation.encoding import Encoded, encode
 from synth.evaluation.utility import utility_scores
 from synth.schema import infer_schema
+from tests.conftest import SHARED_DATA
 
-PIMA = "/work/shared/data/pima_indians_diabetes/diabetes.csv"
-DIABETES = "/work/shared/data/diabetes_130/diabetic_data.csv"
+PIMA = str(SHARED_DATA / "pima_indians_diabetes/diabetes.csv")
+DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
 
 
 @pytest.fixture(scope="module")

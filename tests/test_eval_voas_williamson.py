@@ -10,8 +10,9 @@ from synth.config import parse_config
 from synth.evaluation.encoding import encode
 from synth.evaluation.voas_williamson import voas_williamson, vw_statistic
 from synth.schema import infer_schema
+from tests.conftest import SHARED_DATA
 
-PIMA = "/work/shared/data/pima_indians_diabetes/diabetes.csv"
+PIMA = str(SHARED_DATA / "pima_indians_diabetes/diabetes.csv")
 
 
 def test_hand_computed_table():

@@ -42,6 +42,14 @@ def test_a_check_that_could_not_be_computed_fails():
     assert "could not be computed" in verdict["reasons"][0]
 
 
+def test_a_gate_not_enforced_keeps_its_verdict_and_says_so():
+    failing = SAFE | {"mia_auc": 0.9}
+    assert gate_verdict(failing)["enforced"] is True
+    relaxed = gate_verdict(failing, parse_config({"gate": {"enforce": False}}).gate)
+    assert relaxed["verdict"] == "fail" and relaxed["enforced"] is False
+    assert relaxed["reasons"] == ["membership-inference AUC 0.9 exceeds the limit 0.6 by 0.3"]
+
+
 def test_thresholds_come_from_the_config():
     config = parse_config({"gate": {"max_exact_copies": 5, "max_mia_auc": 0.75, "min_quality": 0.5}})
     assert gate_verdict(SAFE | {"exact_collisions": 5, "mia_auc": 0.7}, config.gate)["verdict"] == "pass"

@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from flows.cli import GATE_FAILED, app
 from synth.sampling import SampleResult
 from tasks.evaluate import release_synthetic
+from tests.conftest import SHARED_DATA
 
-PIMA = "/work/shared/data/pima_indians_diabetes/diabetes.csv"
+PIMA = str(SHARED_DATA / "pima_indians_diabetes/diabetes.csv")
 PASS = {"gate": {"verdict": "pass", "reasons": [], "checks": []}}
 FAIL = {"gate": {"verdict": "fail", "reasons": ["exact copies of real rows 3 exceeds the limit 0 by 3"], "checks": []}}
 
@@ -34,6 +35,16 @@ def test_passing_gate_releases_the_staged_parts(tmp_path):
     assert released == str(tmp_path / "synthetic")
     assert (tmp_path / "synthetic" / "part-00000.parquet").is_file()
     assert not (tmp_path / "staging").exists()
+
+
+def test_a_gate_that_is_not_enforced_releases_but_keeps_its_verdict(tmp_path):
+    sampled = _staged(tmp_path)
+    not_enforced = {"gate": {**FAIL["gate"], "enforced": False}}
+    with disable_run_logger():
+        released = release_synthetic.fn(sampled, str(tmp_path / "synthetic"), not_enforced)
+    assert released == str(tmp_path / "synthetic")
+    assert (tmp_path / "synthetic" / "part-00000.parquet").is_file()
+    assert not_enforced["gate"]["verdict"] == "fail"
 
 
 def test_failing_gate_keeps_data_out_of_the_release_folder(tmp_path):

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -95,6 +96,20 @@ def test_any_matrix_reverses_into_the_real_domain(fitted):
         real = table[name].drop_null()
         values = out[name].drop_null()
         assert min(values.to_pylist()) >= min(real.to_pylist()) and max(values.to_pylist()) <= max(real.to_pylist())
+
+
+def test_generated_instants_finer_than_the_column_unit_are_floored_to_it(fitted):
+    """A DP domain's sample is drawn in nanoseconds; the extract stores microseconds (or ms)."""
+    _, schema, frame, _ = fitted
+    frame = frame.copy()
+    frame["seen_at"] = frame["seen_at"] + pd.Timedelta(nanoseconds=999)
+    frame["utc_at"] = frame["utc_at"] + pd.Timedelta(microseconds=1_500)
+    out = to_arrow(frame, schema)
+    assert out.schema == schema.arrow_schema()
+    assert out["seen_at"].to_pylist() == to_arrow(frame.assign(seen_at=frame["seen_at"].dt.floor("us")), schema)[
+        "seen_at"
+    ].to_pylist()
+    assert all(v.microsecond % 1000 == 0 for v in out["utc_at"].drop_null().to_pylist())
 
 
 def test_component_draws_are_seeded_and_vectorised(fitted):

@@ -10,7 +10,9 @@ Checks and thresholds (``gate:`` in the config, :class:`synth.config.GateOptions
 * quality: ``quality_score >= min_quality`` (default 0.7).
 
 A check whose number could not be computed fails: the gate releases only what it has
-shown to be safe. Every failing check says by how much it missed.
+shown to be safe. Every failing check says by how much it missed. ``enforce: false``
+keeps the verdict and its reasons but releases anyway: for data that is public already
+(the bundled demo), never for a real extract.
 """
 
 from __future__ import annotations
@@ -40,7 +42,12 @@ def gate_verdict(metrics: dict, options: GateOptions | None = None) -> dict:
         _at_least("quality", "quality score", metrics.get("quality_score"), options.min_quality, "the floor"),
     ]
     failed = [c for c in checks if not c["passed"]]
-    return {"verdict": "fail" if failed else "pass", "reasons": [c["message"] for c in failed], "checks": checks}
+    return {
+        "verdict": "fail" if failed else "pass",
+        "enforced": options.enforce,
+        "reasons": [c["message"] for c in failed],
+        "checks": checks,
+    }
 
 
 def _at_most(name: str, label: str, value, limit) -> dict:

@@ -44,6 +44,7 @@ from synth.entity import (
     decode_static,
     join_levels,
     level_schemas,
+    outside_date_ranges,
     repair_orders,
     plan_entities,
     position_features,
@@ -139,15 +140,21 @@ class PatientSynthesizer(Synthesizer):
         rows = self.rows_.reverse(self.rows_.generate(len(codes), generator, condition))
         frame = join_levels(patients, rows, codes, self.plan_)
 
+        # Rows whose dates left the real range (a step drawn for another kind of patient) or
+        # that break a declared constraint are drawn again, before orders are repaired: one
+        # stray date would otherwise drag its patient's later dates with it.
         row_rules = [c for c in self._rejection_constraints() if not set(columns_of(c)) <= set(self.plan_.static)]
-        frame = repair_orders(frame, codes, self.plan_)
-        for _ in range(REJECTION_ROUNDS if row_rules else 0):
-            bad = violations(frame, row_rules)
+        row_dates = [name for name in self.plan_.row if name in self.plan_.date_ranges]
+        for _ in range(REJECTION_ROUNDS if row_rules or row_dates else 0):
+            bad = outside_date_ranges(frame, self.plan_, row_dates)
+            if row_rules:
+                bad |= violations(repair_orders(frame, codes, self.plan_), row_rules)
             if not bad.any():
                 break
             redraw = self.rows_.reverse(self.rows_.generate(int(bad.sum()), generator, condition[torch.as_tensor(bad)]))
             rows.loc[bad, :] = redraw.set_axis(rows.index[bad]).astype(rows.dtypes.to_dict())
-            frame = repair_orders(join_levels(patients, rows, codes, self.plan_), codes, self.plan_)
+            frame = join_levels(patients, rows, codes, self.plan_)
+        frame = repair_orders(join_levels(patients, rows, codes, self.plan_, clip=True), codes, self.plan_)
 
         key = self.schema_[self.plan_.key]
         ids = identifiers.fresh_ids(key.arrow, self.identifiers_[key.name]["digits"], start, len(sizes)).to_pandas()
@@ -180,8 +187,10 @@ class PatientSynthesizer(Synthesizer):
     def _reject_patients(self, frame: pd.DataFrame, matrix: np.ndarray, generator: torch.Generator) -> pd.DataFrame:
         """Redraw patients whose static attributes break a constraint (in place in ``matrix``)."""
         rules = [c for c in self._rejection_constraints() if set(columns_of(c)) <= set(self.plan_.static)]
-        for _ in range(REJECTION_ROUNDS if rules else 0):
-            bad = violations(decode_static(frame, self.plan_), rules)
+        static_dates = [name for name in self.plan_.static if name in self.plan_.date_ranges]
+        for _ in range(REJECTION_ROUNDS if rules or static_dates else 0):
+            decoded = decode_static(frame, self.plan_)
+            bad = violations(decoded, rules) | outside_date_ranges(decoded, self.plan_, static_dates)
             if not bad.any():
                 break
             matrix[bad] = self.patients_.generate(int(bad.sum()), generator)
