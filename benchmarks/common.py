@@ -79,7 +79,7 @@ def print_machine(info: dict) -> None:
         f"GPU: {info['gpu'] or 'none'}; torch threads {info['torch_threads']}\n"
         f"Versions: {versions}\n"
         f"Load average (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}"
-        + (f"  ** busy: other jobs share the cores; compare ratios within this run only **" if load[0] > BUSY_LOAD else ""),
+        + ("  ** busy: other jobs share the cores; compare ratios within this run only **" if load[0] > BUSY_LOAD else ""),
         flush=True,
     )
 

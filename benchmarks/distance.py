@@ -43,20 +43,11 @@ def run_package(case: dict) -> dict:
     import gower
     import numpy as np
 
-    from synth.config import ColumnKind
+    from synth.evaluation.gower import as_gower_package_frame
 
     query, reference, schema = _tables(case["rows"])
 
-    def frame(table):  # what the package sees: numbers as floats, categories as text with None
-        out = table.select([c.name for c in schema.modelled]).to_pandas()
-        for spec in schema.modelled:
-            if spec.kind is ColumnKind.NUMERICAL:
-                out[spec.name] = out[spec.name].astype(float)
-            else:
-                out[spec.name] = [None if v is None or v != v else str(v) for v in out[spec.name]]
-        return out
-
-    q, r = frame(query), frame(reference)
+    q, r = as_gower_package_frame(query, schema), as_gower_package_frame(reference, schema)
     start = time.perf_counter()
     matrix = gower.gower_matrix(q, r)
     top2 = np.sort(np.partition(matrix, 1, axis=1)[:, :2], axis=1)

@@ -170,7 +170,7 @@ def main() -> None:
 
     by_rows: dict[int, dict[str, dict]] = {}
     for rows in args.rows:
-        cases = {"floor": f"pyarrow write floor (baseline)", "ours": "synth sample_to_parquet"}
+        cases = {"floor": "pyarrow write floor (baseline)", "ours": "synth sample_to_parquet"}
         if sdv and (args.sdv_rows is None or rows in args.sdv_rows):
             cases["copula"] = "SDV GaussianCopula sample + write"
         found, baseline = {}, None

@@ -298,7 +298,7 @@ def decode_static(patients: pd.DataFrame, plan: EntityPlan, clip: bool = False) 
 
 
 def repair_orders(frame: pd.DataFrame, patient_of_row: np.ndarray, plan: EntityPlan) -> pd.DataFrame:
-    """Move later dates forward where a real-data order (``plan.orders``) is broken.
+    """Move later dates forward where a real-data order (``plan.orders``, and each link) is broken.
 
     A row-level date is raised to its predecessor; a static date to the latest of its
     patient's predecessors, so it stays one value per patient. Dates only move forward,
@@ -306,9 +306,13 @@ def repair_orders(frame: pd.DataFrame, patient_of_row: np.ndarray, plan: EntityP
     """
     out = frame.copy()
     codes = pd.Series(patient_of_row)
-    for _ in range(len(plan.orders) + 1):
+    # Linked dates hold their order by construction, until a repair moves the parent: so the
+    # links are repaired too, or a discharge moved forward would leave its death time behind.
+    links = [(link.parent, link.column) for link in plan.links if not link.parent.startswith(ANCHOR)]
+    pairs = list(plan.orders) + links
+    for _ in range(len(pairs) + 1):
         changed = False
-        for low, high in plan.orders:
+        for low, high in pairs:
             unit = plan.units[high]
             floor = (out[low].to_numpy(dtype="datetime64[ns]").view(np.int64) // unit) * unit
             floor = np.where(out[low].isna().to_numpy(), np.iinfo(np.int64).min, floor)

@@ -225,7 +225,6 @@ def _classify(dtype: pa.DataType, name: str, distinct: int, non_null: int, confi
 
 def _check_kind_fits(column: pa.ChunkedArray, spec: ColumnSpec) -> None:
     dtype = column.type
-    is_text = pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
     if spec.kind is ColumnKind.NUMERICAL and not (
         pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)
     ):

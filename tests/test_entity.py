@@ -10,7 +10,20 @@ import pyarrow as pa
 import pytest
 
 from synth.config import parse_config
-from synth.entity import ANCHOR, ROWS, derive_age, join_levels, level_schemas, plan_entities, position_features, split_levels
+from synth.entity import (
+    ANCHOR,
+    ROWS,
+    DateLink,
+    EntityPlan,
+    derive_age,
+    join_levels,
+    level_schemas,
+    outside_date_ranges,
+    plan_entities,
+    position_features,
+    repair_orders,
+    split_levels,
+)
 from synth.errors import ConfigError
 from synth.frames import to_model_frame
 from synth.schema import infer_schema
@@ -99,6 +112,31 @@ def test_steps_survive_300_year_gaps_and_extreme_generated_values():
     admitted = pd.Series(pd.to_datetime(["2150-03-01 10:00", "2150-03-01 10:00"]))
     ages = derive_age(born, admitted, top_code=90)
     assert ages.tolist() == [90.0, 50.0]  # top-coded, not overflowed
+
+
+def test_order_repair_carries_linked_dates_along():
+    """discharge -> death is a link (death stored after discharge); an order moves discharge
+    forward, and the death time must follow it or the link's order breaks."""
+    plan = EntityPlan(
+        key="pid", static=(), row=("chart", "discharge", "death"),
+        links=(DateLink("death", "discharge", 60 * 10**9),),
+        orders=(("chart", "discharge"),),
+        units={"chart": 60 * 10**9, "discharge": 60 * 10**9, "death": 60 * 10**9},
+    )
+    frame = pd.DataFrame({
+        "chart": pd.to_datetime(["2150-01-05 12:00", "2150-01-01 08:00"]),
+        "discharge": pd.to_datetime(["2150-01-03 10:00", "2150-01-02 09:00"]),
+        "death": pd.to_datetime(["2150-01-04 00:00", pd.NaT]),
+    })
+    repaired = repair_orders(frame, np.array([0, 1]), plan)
+    assert repaired["discharge"].tolist() == [pd.Timestamp("2150-01-05 12:00"), pd.Timestamp("2150-01-02 09:00")]
+    assert repaired["death"].iloc[0] == pd.Timestamp("2150-01-05 12:00") and pd.isna(repaired["death"].iloc[1])
+
+
+def test_dates_outside_the_real_range_are_found():
+    plan = EntityPlan(key="pid", static=(), row=("seen",), date_ranges={"seen": [0, 10**18]})
+    frame = pd.DataFrame({"seen": pd.to_datetime([5 * 10**17, 2 * 10**18, None])})
+    assert outside_date_ranges(frame, plan, ["seen"]).tolist() == [False, True, False]
 
 
 def test_position_features():

@@ -5,12 +5,11 @@ from __future__ import annotations
 import gower
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pytest
 
-from synth.config import ColumnKind, parse_config
+from synth.config import parse_config
 from synth.evaluation.encoding import Encoded, encode
-from synth.evaluation.gower import GowerScale, gower_matrix, nearest
+from synth.evaluation.gower import GowerScale, as_gower_package_frame, gower_matrix, nearest
 from synth.schema import infer_schema
 from tests.conftest import SHARED_DATA
 
@@ -24,21 +23,10 @@ def diabetes() -> tuple:
     return table, schema
 
 
-def _as_gower_frame(table: pa.Table, schema) -> "pd.DataFrame":  # noqa: F821
-    """The frame the `gower` package sees: numbers as floats, categories as text with None."""
-    frame = table.select([c.name for c in schema.modelled]).to_pandas()
-    for spec in schema.modelled:
-        if spec.kind is ColumnKind.NUMERICAL:
-            frame[spec.name] = frame[spec.name].astype(float)
-        else:
-            frame[spec.name] = [None if v is None or v != v else str(v) for v in frame[spec.name]]
-    return frame
-
-
 def test_matches_gower_package_on_real_data(diabetes):
     table, schema = diabetes
     query, reference = table.slice(0, 200), table.slice(200, 700)
-    expected = gower.gower_matrix(_as_gower_frame(query, schema), _as_gower_frame(reference, schema))
+    expected = gower.gower_matrix(as_gower_package_frame(query, schema), as_gower_package_frame(reference, schema))
     _, (q, r) = encode(schema, query, reference)
     scale = GowerScale.fit(q, r)
     assert np.abs(gower_matrix(q, r, scale) - expected).max() < 1e-6

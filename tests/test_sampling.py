@@ -34,7 +34,7 @@ def _bytes(folder):
 def test_same_seed_gives_the_same_bytes(model, tmp_path):
     fitted, _ = model
     a = sample_to_parquet(fitted, 2_500, tmp_path / "a", seed=11, chunk_rows=1_000)
-    b = sample_to_parquet(fitted, 2_500, tmp_path / "b", seed=11, chunk_rows=1_000)
+    sample_to_parquet(fitted, 2_500, tmp_path / "b", seed=11, chunk_rows=1_000)
     assert a.chunks == 3 and a.written == [0, 1, 2]
     assert _bytes(tmp_path / "a") == _bytes(tmp_path / "b")
     assert ds.dataset(tmp_path / "a").count_rows() == 2_500

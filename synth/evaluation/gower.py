@@ -187,3 +187,17 @@ def _one_hot(codes: np.ndarray, width: np.ndarray) -> np.ndarray:
     if codes.shape[1]:
         out[np.arange(n)[:, None], codes + offsets] = 1.0
     return out
+
+
+def as_gower_package_frame(table, schema):
+    """``table`` as the reference ``gower`` package expects it, for agreement checks only:
+    numbers as floats, categories as text with ``None`` for missing."""
+    from synth.config import ColumnKind
+
+    frame = table.select([c.name for c in schema.modelled]).to_pandas()
+    for spec in schema.modelled:
+        if spec.kind is ColumnKind.NUMERICAL:
+            frame[spec.name] = frame[spec.name].astype(float)
+        else:
+            frame[spec.name] = [None if v is None or v != v else str(v) for v in frame[spec.name]]
+    return frame
