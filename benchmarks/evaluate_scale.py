@@ -30,7 +30,7 @@ from synth.evaluation import evaluate
 from synth.io.sources import read_table
 from synth.schema import infer_schema
 
-DATA = Path("/work/shared/data/diabetes_130/diabetic_data.csv")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "diabetes_130" / "diabetic_data.csv"
 HOLDOUT_ROWS = 20_000
 
 

@@ -53,7 +53,9 @@ def test_train_smoke_prints_table_and_skips_sdv(tmp_path):
     stdout = _run("train.py", "--smoke", "--out", str(tmp_path))
     assert TABLE_HEADER in stdout and "SDV baselines skipped (smoke mode)" in stdout
     payload = _result(tmp_path, "train")
-    assert [r["case"] for r in payload["rows"]] == ["synth vae (cpu)", "synth patient-vae (cpu)"]
+    assert [r["case"] for r in payload["rows"]] == [
+        "synth vae (cpu)", "synth vae, TVAE's widths (cpu)", "synth patient-vae (cpu)"
+    ]
     assert all(0 < r["quality"] <= 1 for r in payload["rows"])
 
 

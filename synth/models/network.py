@@ -65,6 +65,8 @@ class MixedVAE(nn.Module):
         self.register_buffer("discrete_index", torch.tensor(discrete, dtype=torch.long), persistent=False)
         offsets = torch.tensor([0, *classes[:-1]], dtype=torch.long).cumsum(0) if classes else torch.zeros(0)
         self.register_buffer("class_offsets", offsets.long(), persistent=False)
+        segment_of_logit = torch.repeat_interleave(torch.arange(len(classes)), torch.tensor(classes, dtype=torch.long))
+        self.register_buffer("segment_of_logit", segment_of_logit, persistent=False)  # (K,)
 
         width = len(continuous) + sum(classes)
         self.encoder = _mlp(width + condition_dim, hidden_dims)
@@ -140,11 +142,24 @@ class MixedVAE(nn.Module):
             z = (target - out["mean"]) * torch.exp(-out["log_scale"])
             nll = nll + (0.5 * z.pow(2) + out["log_scale"] + _HALF_LOG_2PI).sum(dim=-1)
         if "logits" in out:
-            labels = x[..., self.discrete_index].long()
-            for j, (start, size) in enumerate(zip(self.class_offsets.tolist(), self.class_sizes)):
-                log_probs = torch.log_softmax(out["logits"][..., start : start + size], dim=-1)
-                nll = nll - log_probs.gather(-1, labels[..., j : j + 1]).squeeze(-1)
+            nll = nll + self._categorical_nll(out["logits"], x[..., self.discrete_index].long())
         return nll
+
+    def _categorical_nll(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(..., K) logits, (..., D) labels -> (...,): sum over segments of -log softmax[label].
+
+        All segments at once (a per-segment log_softmax costs a kernel launch and its
+        backward per segment): logsumexp per segment = its max + log of the summed
+        exponentials, the sums gathered by ``index_add``; the max is a constant for autograd.
+        """
+        lead, segments = logits.shape[:-1], len(self.class_sizes)
+        index = self.segment_of_logit.expand(*lead, -1)  # (..., K)
+        floor = torch.full((*lead, segments), -torch.inf, device=logits.device, dtype=logits.dtype)
+        peak = floor.scatter_reduce(-1, index, logits.detach(), "amax")  # (..., D)
+        shifted = torch.exp(logits - peak.gather(-1, index))
+        sums = torch.zeros_like(peak).index_add(-1, self.segment_of_logit, shifted)
+        chosen = logits.gather(-1, labels + self.class_offsets)  # (..., D)
+        return (sums.log() + peak - chosen).sum(dim=-1)
 
     # -- generation -----------------------------------------------------------------------
     @torch.inference_mode()
