@@ -85,55 +85,75 @@ def print_machine(info: dict) -> None:
 
 
 # -- one case in a fresh process ------------------------------------------------------------
+class TreeSampler:
+    """Peak RSS and CPU seconds of a process and all its children (Dask workers included).
+
+    A background thread samples the tree every ``interval`` seconds while the ``with``
+    block runs; CPU seconds are user + system at each process's last sample.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        self.pid, self.interval = pid, interval
+        self.peak_bytes, self._cpu, self._stop = 0, {}, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self._cpu.values())
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        try:
+            parent = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self._stop.is_set():
+            try:
+                tree = [parent, *parent.children(recursive=True)]
+            except psutil.Error:
+                return
+            total = 0
+            for p in tree:
+                try:
+                    total += p.memory_info().rss
+                    times = p.cpu_times()
+                    self._cpu[p.pid] = times.user + times.system
+                except psutil.Error:
+                    pass
+            self.peak_bytes = max(self.peak_bytes, total)
+            time.sleep(self.interval)
+
+
 def measure(script: str | Path, case: dict, timeout: float | None = None) -> dict:
     """Run ``case`` through ``script``'s child side; add peak RSS, CPU seconds and the load before it."""
     load_before = os.getloadavg()[0]
     command = [sys.executable, str(script), CHILD_FLAG, json.dumps(case)]
     env = os.environ | {"PYTHONWARNINGS": "ignore"}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
-    peak, cpu, stop = [0], {}, threading.Event()
-
-    def sample() -> None:
-        try:
-            parent = psutil.Process(process.pid)
-        except psutil.Error:
-            return
-        while not stop.is_set():
-            total = 0
-            try:
-                tree = [parent, *parent.children(recursive=True)]
-            except psutil.Error:
-                return
-            for p in tree:
-                try:
-                    total += p.memory_info().rss
-                    times = p.cpu_times()
-                    cpu[p.pid] = times.user + times.system
-                except psutil.Error:
-                    pass
-            peak[0] = max(peak[0], total)
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     results = []
     try:
-        for line in process.stdout:
-            if line.startswith("RESULT "):
-                results.append(line)
-            else:
-                print("    " + line, end="", flush=True)
-        process.wait(timeout=timeout)
+        with TreeSampler(process.pid) as tree:
+            for line in process.stdout:
+                if line.startswith("RESULT "):
+                    results.append(line)
+                else:
+                    print("    " + line, end="", flush=True)
+            process.wait(timeout=timeout)
     finally:
-        stop.set()
-        sampler.join()
         if process.poll() is None:
             process.kill()
     if process.returncode != 0 or not results:
         raise RuntimeError(f"benchmark case {case} failed (exit {process.returncode})")
     result = json.loads(results[-1][len("RESULT ") :])
-    result["peak_rss_mb"] = max(peak[0], result.pop("child_max_rss", 0)) / 2**20
-    result["cpu_seconds"] = sum(cpu.values())
+    result["peak_rss_mb"] = max(tree.peak_bytes, result.pop("child_max_rss", 0)) / 2**20
+    result["cpu_seconds"] = tree.cpu_seconds
     result["load_before"] = round(load_before, 2)
     if result.get("seconds") and result.get("rows"):
         result.setdefault("rows_per_second", result["rows"] / result["seconds"])

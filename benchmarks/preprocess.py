@@ -27,11 +27,12 @@ import os
 import platform
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import psutil
+
+import common
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "benchmarks" / "data"
@@ -121,42 +122,19 @@ def measure(args: list[str]) -> dict:
     """
     load_before = os.getloadavg()[0]
     process = subprocess.Popen([sys.executable, __file__, "--one", *args], stdout=subprocess.PIPE, text=True, cwd=REPO)
-    peak, cpu, stop = [0], {}, threading.Event()
-
-    def sample() -> None:
-        parent = psutil.Process(process.pid)
-        while not stop.is_set():
-            try:
-                tree = [parent, *parent.children(recursive=True)]
-                total = 0
-                for p in tree:
-                    try:
-                        total += p.memory_info().rss
-                        times = p.cpu_times()
-                        cpu[p.pid] = times.user + times.system
-                    except psutil.Error:
-                        pass
-                peak[0] = max(peak[0], total)
-            except psutil.Error:
-                return
-            time.sleep(0.1)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     lines = []
-    for line in process.stdout:
-        if line.startswith("RESULT "):
-            lines.append(line)
-        else:
-            print(line, end="", flush=True)
-    process.wait()
-    stop.set()
-    sampler.join()
+    with common.TreeSampler(process.pid, interval=0.1) as tree:
+        for line in process.stdout:
+            if line.startswith("RESULT "):
+                lines.append(line)
+            else:
+                print(line, end="", flush=True)
+        process.wait()
     if process.returncode != 0 or not lines:
         raise SystemExit(f"measurement {args} failed (exit {process.returncode})")
     result = json.loads(lines[-1][len("RESULT ") :])
-    result["peak_rss_mb"] = peak[0] / 2**20
-    result["cpu_seconds"] = sum(cpu.values())  # user + system of the whole tree (last sample of each process)
+    result["peak_rss_mb"] = tree.peak_bytes / 2**20
+    result["cpu_seconds"] = tree.cpu_seconds  # user + system of the whole tree (last sample of each process)
     result["load_average_before"] = load_before
     result["rows_per_second"] = result["rows"] / result["seconds"]
     return result
