@@ -12,26 +12,16 @@ Identifier columns are left out: synthetic ids are fresh by design.
 
 from __future__ import annotations
 
-import warnings
-
 import pandas as pd
 from sdmetrics.reports import DiagnosticReport
 
-from synth.config import ColumnKind
+from synth.evaluation.quality import generate_report
 from synth.schema import Schema
-
-TABLE = "table"
 
 
 def diagnostic_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> dict:
     """Overall and per-property validity scores in [0, 1], and the per-column validity."""
-    columns = [c.name for c in schema.columns if c.kind is not ColumnKind.IDENTIFIER]
-    all_columns = schema.sdmetrics_metadata()["columns"]
-    metadata = {"tables": {TABLE: {"columns": {k: v for k, v in all_columns.items() if k in columns}}}}
-    report = DiagnosticReport()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report.generate({TABLE: real[columns]}, {TABLE: synthetic[columns]}, metadata, verbose=False)
+    report = generate_report(DiagnosticReport(), real, synthetic, schema)
     properties = report.get_properties().set_index("Property")["Score"]
     validity = report.get_details("Data Validity")
     return {

@@ -22,15 +22,20 @@ from synth.schema import Schema
 TABLE = "table"
 
 
-def quality_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> dict:
-    """Overall, per-property and per-column quality scores in [0, 1]."""
+def generate_report(report, real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema):
+    """An SDMetrics single-table ``report`` generated on the non-identifier columns, quietly."""
     columns = [c.name for c in schema.columns if c.kind is not ColumnKind.IDENTIFIER]
-    metadata = {"tables": {TABLE: {"columns": schema.sdmetrics_metadata()["columns"]}}}
-    metadata["tables"][TABLE]["columns"] = {k: v for k, v in metadata["tables"][TABLE]["columns"].items() if k in columns}
-    report = QualityReport()
+    all_columns = schema.sdmetrics_metadata()["columns"]
+    metadata = {"tables": {TABLE: {"columns": {k: v for k, v in all_columns.items() if k in columns}}}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report.generate({TABLE: real[columns]}, {TABLE: synthetic[columns]}, metadata, verbose=False)
+    return report
+
+
+def quality_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> dict:
+    """Overall, per-property and per-column quality scores in [0, 1]."""
+    report = generate_report(QualityReport(), real, synthetic, schema)
     properties = report.get_properties().set_index("Property")["Score"]
     shapes = report.get_details("Column Shapes")
     per_column = dict(zip(shapes["Column"], shapes["Score"].astype(float)))

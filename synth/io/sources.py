@@ -18,9 +18,8 @@ import pyarrow.dataset as ds
 
 from synth.config import ColumnKind, PipelineConfig
 from synth.errors import SourceError
+from synth.io.uri import PARQUET_SUFFIXES, format_from_names
 
-_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
-_PARQUET_SUFFIXES = (".parquet", ".pq")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 _DATE_PROBE_ROWS = 1_000
 
@@ -38,7 +37,7 @@ def read_table(source: str | Path, config: PipelineConfig | None = None, columns
     """
     config = config or PipelineConfig()
     paths = resolve_paths(source)
-    fmt = config.source.format if config.source.format != "auto" else _detect_format(paths)
+    fmt = format_from_names([p.name for p in paths], str(paths[0]), config.source.format)
     table = _read_csv(paths, config) if fmt == "csv" else _read_parquet(paths, columns)
     if columns is not None and fmt == "csv":
         missing = [c for c in columns if c not in table.column_names]
@@ -64,22 +63,11 @@ def resolve_paths(source: str | Path) -> list[Path]:
     if not path.exists():
         raise SourceError(f"source not found: {path}")
     if path.is_dir():
-        paths = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(_PARQUET_SUFFIXES))
+        paths = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(PARQUET_SUFFIXES))
         if not paths:
             raise SourceError(f"{path} is a folder with no .parquet files in it")
         return paths
     return [path]
-
-
-def _detect_format(paths: list[Path]) -> str:
-    names = {p.name.lower() for p in paths}
-    if all(n.endswith(_PARQUET_SUFFIXES) for n in names):
-        return "parquet"
-    if all(n.endswith(_CSV_SUFFIXES) for n in names):
-        return "csv"
-    raise SourceError(
-        f"cannot tell the format of {paths[0]} from its name; use .csv or .parquet, or set source.format in the config"
-    )
 
 
 def _read_parquet(paths: list[Path], columns: list[str] | None) -> pa.Table:

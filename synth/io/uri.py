@@ -111,15 +111,20 @@ def files_fingerprint(files: list[DataFile]) -> str:
 
 def file_format(files: list[DataFile], declared: str = "auto") -> str:
     """``csv`` or ``parquet``: the declared format, or the one every file name shows."""
+    return format_from_names([f.name for f in files], files[0].uri, declared)
+
+
+def format_from_names(names: list[str], first: str, declared: str = "auto") -> str:
+    """``csv`` or ``parquet`` from file names (``first``: the location an error names)."""
     if declared != "auto":
         return declared
-    names = [f.name.lower() for f in files]
-    if all(n.endswith(PARQUET_SUFFIXES) for n in names):
+    lowered = [n.lower() for n in names]
+    if all(n.endswith(PARQUET_SUFFIXES) for n in lowered):
         return "parquet"
-    if all(n.endswith(CSV_SUFFIXES) for n in names):
+    if all(n.endswith(CSV_SUFFIXES) for n in lowered):
         return "csv"
     raise SourceError(
-        f"cannot tell the format of {files[0].uri} from its name; use .csv or .parquet, or set source.format"
+        f"cannot tell the format of {first} from its name; use .csv or .parquet, or set source.format in the config"
     )
 
 
