@@ -25,6 +25,21 @@ def pytest_configure(config):
     os.environ.setdefault("PREFECT_HOME", str(home))
 
 
+def encoded_split(table, *cuts: int):
+    """``(layout, parts)``: ``table`` in a seeded random order, cut at ``cuts``, encoded together
+    with the schema inference gives it (the real halves the evaluation tests compare)."""
+    import numpy as np
+
+    from synth.config import parse_config
+    from synth.evaluation.encoding import encode
+    from synth.schema import infer_schema
+
+    schema = infer_schema(table, parse_config({}))
+    order = np.random.default_rng(0).permutation(table.num_rows)
+    bounds = [0, *cuts, table.num_rows]
+    return encode(schema, *(table.take(order[start:end]) for start, end in zip(bounds, bounds[1:])))
+
+
 def shared(path: Path) -> Path:
     if not path.exists():
         pytest.fail(f"shared test data missing: {path} (the tests read ../shared/data beside the repo)")

@@ -11,7 +11,7 @@ from synth.evaluation.attribute import attribute_inference
 from synth.evaluation.encoding import encode
 from synth.evaluation.membership import membership_inference
 from synth.schema import infer_schema
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, encoded_split
 
 DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
 
@@ -19,11 +19,7 @@ DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
 @pytest.fixture(scope="module")
 def data():
     table = pl.read_csv(DIABETES, null_values=["?"], n_rows=6_000, infer_schema_length=None).to_arrow()
-    schema = infer_schema(table, parse_config({}))
-    order = np.random.default_rng(0).permutation(table.num_rows)
-    layout, (train, holdout, fresh) = encode(
-        schema, table.take(order[:2_000]), table.take(order[2_000:4_000]), table.take(order[4_000:])
-    )
+    layout, (train, holdout, fresh) = encoded_split(table, 2_000, 4_000)
     return layout, train, holdout, fresh
 
 

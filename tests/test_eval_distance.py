@@ -6,11 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from synth.config import parse_config
 from synth.evaluation.distance import distance_scores, nndr
-from synth.evaluation.encoding import encode
-from synth.schema import infer_schema
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, encoded_split
 
 DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
 
@@ -18,9 +15,7 @@ DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
 @pytest.fixture(scope="module")
 def split():
     table = pl.read_csv(DIABETES, null_values=["?"], n_rows=3_000, infer_schema_length=None).to_arrow()
-    schema = infer_schema(table, parse_config({}))
-    order = np.random.default_rng(0).permutation(table.num_rows)
-    layout, (train, holdout) = encode(schema, table.take(order[:2_000]), table.take(order[2_000:]))
+    _, (train, holdout) = encoded_split(table, 2_000)
     return train, holdout
 
 

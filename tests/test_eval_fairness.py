@@ -6,12 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from synth.config import parse_config
-from synth.evaluation.encoding import encode
 from synth.evaluation.fairness import demographic_parity_difference, equalized_odds_difference, fairness_scores
 from synth.evaluation.utility import utility_scores
-from synth.schema import infer_schema
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, encoded_split
 
 PIMA = str(SHARED_DATA / "pima_indians_diabetes/diabetes.csv")
 
@@ -33,9 +30,7 @@ def test_equalized_odds_known_value():
 
 def test_representation_and_gaps_on_real_data():
     table = pl.read_csv(PIMA).to_arrow()
-    schema = infer_schema(table, parse_config({}))
-    order = np.random.default_rng(0).permutation(table.num_rows)
-    layout, (train, holdout) = encode(schema, table.take(order[:600]), table.take(order[600:]))
+    layout, (train, holdout) = encoded_split(table, 600)
     _, predictions = utility_scores(layout, "Outcome", train, holdout, train, 10_000, np.random.default_rng(0))
     result = fairness_scores(layout, ["Age"], predictions, train, train, suppress_below=10)["fairness"]["Age"]
     shares = result["representation"]

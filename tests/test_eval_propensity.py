@@ -6,11 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from synth.config import parse_config
-from synth.evaluation.encoding import Encoded, encode
+from synth.evaluation.encoding import Encoded
 from synth.evaluation.propensity import propensity_scores
-from synth.schema import infer_schema
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, encoded_split
 
 DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
 
@@ -18,9 +16,7 @@ DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
 @pytest.fixture(scope="module")
 def halves():
     table = pl.read_csv(DIABETES, null_values=["?"], n_rows=4_000, infer_schema_length=None).to_arrow()
-    schema = infer_schema(table, parse_config({}))
-    order = np.random.default_rng(0).permutation(table.num_rows)
-    layout, (a, b) = encode(schema, table.take(order[:2_000]), table.take(order[2_000:]))
+    layout, (a, b) = encoded_split(table, 2_000)
     return layout, a, b
 
 

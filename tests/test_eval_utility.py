@@ -10,7 +10,7 @@ from synth.config import parse_config
 from synth.evaluation.encoding import Encoded, encode
 from synth.evaluation.utility import utility_scores
 from synth.schema import infer_schema
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, encoded_split
 
 PIMA = str(SHARED_DATA / "pima_indians_diabetes/diabetes.csv")
 DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
@@ -19,9 +19,7 @@ DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
 @pytest.fixture(scope="module")
 def pima():
     table = pl.read_csv(PIMA).to_arrow()
-    schema = infer_schema(table, parse_config({}))
-    order = np.random.default_rng(0).permutation(table.num_rows)
-    layout, (train, holdout) = encode(schema, table.take(order[:600]), table.take(order[600:]))
+    layout, (train, holdout) = encoded_split(table, 600)
     return layout, train, holdout
 
 
