@@ -79,6 +79,7 @@ def sample(
 def _run_generate(source, output, config, **overrides) -> None:
     from flows.generate import generate
     from flows.parameters import GenerateParameters
+    from synth.evaluation.gate import releases
 
     with _user_errors():
         check_source(str(source))
@@ -87,7 +88,7 @@ def _run_generate(source, output, config, **overrides) -> None:
             source=str(source), output=str(output), config_path=str(config) if config else None, **overrides
         )
         metrics = generate(params)
-    if metrics["gate"]["verdict"] == "pass" or not metrics["gate"].get("enforced", True):
+    if releases(metrics["gate"]):
         console.print(
             f"[green]done:[/green] {metrics['rows']:,} synthetic rows in {Path(output) / 'synthetic'}; "
             f"quality {metrics['quality_score']:.3f}; exact copies {metrics['exact_collisions']}; "
@@ -139,20 +140,24 @@ GATE_FAILED = 3  # distinct from 1 (a user error): the run worked, the data fail
 
 def _exit_on_failed_gate(metrics: dict, output, released: bool) -> None:
     """Print each failing gate check and by how much, then exit with status 3 (if enforced)."""
+    from synth.evaluation.gate import releases
+
     gate = metrics["gate"]
     if gate["verdict"] == "pass":
         return
-    if not gate.get("enforced", True):
-        console.print(f"[yellow]release gate FAILED, not enforced (gate.enforce: false):[/yellow] "
-                      f"released anyway. Report: {Path(output) / 'report.html'}")
-        for reason in gate["reasons"]:
-            console.print(f"  [yellow]-[/yellow] {reason}")
-        return
-    kept = " The synthetic data were NOT released." if released else ""
-    console.print(f"[red]release gate FAILED:[/red]{kept} Report: {Path(output) / 'report.html'}")
+    report = f"Report: {Path(output) / 'report.html'}"
+    if releases(gate):  # not enforced
+        colour = "yellow"
+        released_anyway = " released anyway." if released else ""
+        console.print(f"[yellow]release gate FAILED, not enforced (gate.enforce: false):[/yellow]{released_anyway} {report}")
+    else:
+        colour = "red"
+        kept = " The synthetic data were NOT released." if released else ""
+        console.print(f"[red]release gate FAILED:[/red]{kept} {report}")
     for reason in gate["reasons"]:
-        console.print(f"  [red]-[/red] {reason}")
-    sys.exit(GATE_FAILED)
+        console.print(f"  [{colour}]-[/{colour}] {reason}")
+    if not releases(gate):
+        sys.exit(GATE_FAILED)
 
 
 class _user_errors:

@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from synth.artifact import read_json
 from synth.config import PipelineConfig
 from synth.evaluation import evaluate
+from synth.evaluation.gate import releases
 from synth.evaluation.samples import sample_table
 from synth.evaluation.tables import conform, load_table
 from synth.holdout import split_holdout
@@ -133,7 +134,7 @@ def release_synthetic(sampled: SampleResult, release_dir: str, metrics: dict) ->
     """
     logger = get_run_logger()
     gate = metrics["gate"]
-    if gate["verdict"] == "pass" or not gate.get("enforced", True):
+    if releases(gate):
         replace_dir(sampled.folder, release_dir)
         if gate["verdict"] == "pass":
             logger.info(f"gate passed: released {sampled.rows:,} rows to {release_dir}")

@@ -50,6 +50,11 @@ def gate_verdict(metrics: dict, options: GateOptions | None = None) -> dict:
     }
 
 
+def releases(gate: dict) -> bool:
+    """Whether a verdict lets the data out: it passed, or the config does not enforce it."""
+    return gate["verdict"] == "pass" or not gate.get("enforced", True)
+
+
 def _at_most(name: str, label: str, value, limit) -> dict:
     if not _known(value):
         return _unknown(name, label, limit)
