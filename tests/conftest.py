@@ -25,6 +25,17 @@ def pytest_configure(config):
     os.environ.setdefault("PREFECT_HOME", str(home))
 
 
+#: Config lines for tests about orchestration, not metrics: every evaluation sample small.
+SMALL_EVALUATION = """evaluation:
+  sample_rows: 500
+  distance_rows: 200
+  propensity_rows: 500
+  attack_rows: 100
+  attack_reference_rows: 1000
+  utility_rows: 500
+"""
+
+
 def encoded_split(table, *cuts: int):
     """``(layout, parts)``: ``table`` in a seeded random order, cut at ``cuts``, encoded together
     with the schema inference gives it (the real halves the evaluation tests compare)."""

@@ -23,6 +23,7 @@ from flows.parameters import GenerateParameters
 from synth.models.base import Synthesizer
 from synth.runs import LOCK, OutputLock
 from tasks.sample import sample_synthetic
+from tests.conftest import SMALL_EVALUATION
 
 pytestmark = pytest.mark.e2e
 
@@ -33,14 +34,7 @@ columns: {encounter_id: identifier}
 model: {epochs: 1, max_training_rows: 1000}
 preprocess: {partition_rows: 1000, workers: 2}
 sampling: {chunk_rows: 1000}
-evaluation:  # small samples: these tests are about orchestration, not metrics
-  sample_rows: 500
-  distance_rows: 200
-  propensity_rows: 500
-  attack_rows: 100
-  attack_reference_rows: 1000
-  utility_rows: 500
-"""
+""" + SMALL_EVALUATION
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from tests.conftest import SMALL_EVALUATION
 from tests.prefect_server import REPO, prefect_server, stop  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
@@ -25,14 +26,7 @@ entity_key: patient_nbr
 columns: {encounter_id: identifier}
 model: {epochs: 1}
 preprocess: {partition_rows: 1000, workers: 1}
-evaluation:  # small samples: these tests are about orchestration, not metrics
-  sample_rows: 500
-  distance_rows: 200
-  propensity_rows: 500
-  attack_rows: 100
-  attack_reference_rows: 1000
-  utility_rows: 500
-"""
+""" + SMALL_EVALUATION
 
 
 @pytest.fixture
