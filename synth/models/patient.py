@@ -154,7 +154,9 @@ class PatientSynthesizer(Synthesizer):
             redraw = self.rows_.reverse(self.rows_.generate(int(bad.sum()), generator, condition[torch.as_tensor(bad)]))
             rows.loc[bad, :] = redraw.set_axis(rows.index[bad]).astype(rows.dtypes.to_dict())
             frame = join_levels(patients, rows, codes, self.plan_)
-        frame = repair_orders(join_levels(patients, rows, codes, self.plan_, clip=True), codes, self.plan_)
+        if self.plan_.date_ranges:  # what rejection left outside the real range is clipped into it
+            frame = join_levels(patients, rows, codes, self.plan_, clip=True)
+        frame = repair_orders(frame, codes, self.plan_)
 
         key = self.schema_[self.plan_.key]
         ids = identifiers.fresh_ids(key.arrow, self.identifiers_[key.name]["digits"], start, len(sizes)).to_pandas()
@@ -185,7 +187,8 @@ class PatientSynthesizer(Synthesizer):
         return patients.iloc[:keep].reset_index(drop=True), matrix[:keep], sizes
 
     def _reject_patients(self, frame: pd.DataFrame, matrix: np.ndarray, generator: torch.Generator) -> pd.DataFrame:
-        """Redraw patients whose static attributes break a constraint (in place in ``matrix``)."""
+        """Redraw patients whose static attributes break a constraint or leave the real date
+        range (in place in ``matrix``)."""
         rules = [c for c in self._rejection_constraints() if set(columns_of(c)) <= set(self.plan_.static)]
         static_dates = [name for name in self.plan_.static if name in self.plan_.date_ranges]
         for _ in range(REJECTION_ROUNDS if rules or static_dates else 0):
