@@ -33,11 +33,33 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 DATA = BENCH / "data"
 RESULTS = BENCH / "results"
-DIABETES = REPO.parent / "shared" / "data" / "diabetes_130" / "diabetic_data.csv"
+SHARED_DATA = REPO.parent / "shared" / "data"
+DIABETES = SHARED_DATA / "diabetes_130" / "diabetic_data.csv"
+DIABETES_SAMPLE = REPO / "tests" / "data" / "diabetes_130_10k.csv"  # its first 10,000 rows, in the repository
+DIABETES_ORIGIN = "UCI ML Repository, dataset 296 (https://archive.ics.uci.edu/dataset/296), file diabetic_data.csv"
+NOSHOW = SHARED_DATA / "noshow_appointments" / "KaggleV2-May-2016.csv"
+NOSHOW_ORIGIN = "Kaggle, joniarroba/noshowappointments (CC BY-NC-SA 4.0: never copied into this repository)"
 #: Above this 1-minute load average (on 2 cores) other jobs share the cores: timings are flagged.
 BUSY_LOAD = 2.5
 LIBRARIES = ("torch", "numpy", "pandas", "pyarrow", "polars", "rdt", "sdmetrics", "dask", "sdv", "ctgan", "gower")
 CHILD_FLAG = "--child-case"
+
+
+# -- the data -------------------------------------------------------------------------------
+def dataset(path: Path, origin: str) -> Path:
+    """``path`` if it is there; otherwise one line saying where to get it, and exit 0 (a skip, not a failure).
+
+    The full public datasets live beside the repository (``../shared/data``), never in it.
+    """
+    if not path.is_file():
+        print(f"skipped: {path} is absent; get it from {origin} and put it there")
+        sys.exit(0)
+    return path
+
+
+def diabetes(smoke: bool = False) -> Path:
+    """diabetes-130: the full file, or in smoke runs the repository's 10,000-row sample."""
+    return DIABETES_SAMPLE if smoke else dataset(DIABETES, DIABETES_ORIGIN)
 
 
 # -- the machine ----------------------------------------------------------------------------

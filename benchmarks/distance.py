@@ -28,13 +28,13 @@ import time
 import common
 
 
-def _tables(rows: int):
+def _tables(data: str, rows: int):
     import polars as pl
 
     from synth.config import parse_config
     from synth.schema import infer_schema
 
-    table = pl.read_csv(common.DIABETES, null_values=["?"], n_rows=2 * rows, infer_schema_length=None).to_arrow()
+    table = pl.read_csv(data, null_values=["?"], n_rows=2 * rows, infer_schema_length=None).to_arrow()
     schema = infer_schema(table, parse_config({}))
     return table.slice(0, rows), table.slice(rows, rows - 1), schema
 
@@ -45,7 +45,7 @@ def run_package(case: dict) -> dict:
 
     from synth.evaluation.gower import as_gower_package_frame
 
-    query, reference, schema = _tables(case["rows"])
+    query, reference, schema = _tables(case["data"], case["rows"])
 
     q, r = as_gower_package_frame(query, schema), as_gower_package_frame(reference, schema)
     start = time.perf_counter()
@@ -63,7 +63,7 @@ def run_ours(case: dict) -> dict:
     from synth.evaluation.encoding import encode
     from synth.evaluation.gower import GowerScale, nearest
 
-    query, reference, schema = _tables(case["rows"])
+    query, reference, schema = _tables(case["data"], case["rows"])
     start = time.perf_counter()
     _, (q, r) = encode(schema, query, reference)
     distances, _ = nearest(q, r, GowerScale.fit(q, r), k=2)
@@ -91,6 +91,7 @@ def main() -> None:
     if args.smoke:
         args.query_rows, args.threads = 300, args.threads or 1
     rows = args.query_rows
+    data = common.diabetes(args.smoke)
 
     info = common.machine()
     report = common.Report("distance", info)
@@ -99,7 +100,7 @@ def main() -> None:
     out = common.results_dir(args)
     out.mkdir(parents=True, exist_ok=True)
     top2 = out / "distance-gower-top2.npy"
-    base = {"rows": rows, "top2": str(top2), "threads": args.threads}
+    base = {"rows": rows, "top2": str(top2), "threads": args.threads, "data": str(data)}
     try:
         baseline = report.add("gower package (baseline)", common.measure(__file__, {"kind": "package", **base}))
         ours = report.add("synth nearest (k=2)", common.measure(__file__, {"kind": "ours", **base}), baseline)

@@ -7,7 +7,10 @@ integer jitter and 5 % of each categorical column shuffled: realistic values, kn
 size, no model needed. It is written as 10 Parquet parts, as the sampler writes them,
 and evaluated from that folder, so reading is timed too.
 
-    python benchmarks/evaluate_scale.py [--data PATH] [--synthetic-rows N] [--real-rows N]
+    python benchmarks/evaluate_scale.py [--data PATH] [--synthetic-rows N] [--real-rows N] [--smoke]
+
+``--smoke`` reads the repository's 10,000-row sample of diabetes_130 (the tests run it);
+otherwise the full file from ``../shared/data`` (the script says where to get it if absent).
 
 Prints the total seconds and each check's seconds (``metrics["timings"]``).
 """
@@ -25,12 +28,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+import common
 from synth.config import parse_config
 from synth.evaluation import evaluate
 from synth.io.sources import read_table
 from synth.schema import infer_schema
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "diabetes_130" / "diabetic_data.csv"
 HOLDOUT_ROWS = 20_000
 
 
@@ -56,7 +59,8 @@ def perturbed(table: pa.Table, rows: int, rng: np.random.Generator, schema) -> p
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=None, help="diabetic_data.csv (default: ../shared/data's)")
+    parser.add_argument("--smoke", action="store_true", help="read the repository's 10,000-row sample")
     parser.add_argument("--synthetic-rows", type=int, default=1_000_000)
     parser.add_argument("--real-rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
@@ -66,7 +70,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     config = parse_config({"source": {"na_values": ["?"]}, "evaluation": {
         "target": "readmitted", "sensitive": ["A1Cresult"], "protected": ["race", "gender"]}})
-    table = read_table(args.data, config)
+    table = read_table(args.data or common.diabetes(args.smoke), config)
     schema = infer_schema(table, config)
     patients = pc.unique(table["patient_nbr"]).to_numpy()
     held = rng.permutation(patients)
@@ -100,8 +104,6 @@ def main() -> None:
 def _write_result(args, seconds: float, metrics: dict) -> None:
     """evaluate.json in the shape of the other benchmarks' results (benchmarks/common.py)."""
     import resource
-
-    import common
 
     info = common.machine()
     common.print_machine(info)

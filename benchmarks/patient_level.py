@@ -10,7 +10,8 @@ It samples ten times as many rows as the extract has (``--factor``), so the KS s
 measures the model rather than the noise of a small synthetic sample, and prints the
 complement a perfect model would reach against a real extract of that many patients.
 
-The no-show data (CC BY-NC-SA) is read from ../shared/data and never copied.
+The no-show data (CC BY-NC-SA) is read from ../shared/data and never copied; without it the
+script says where to get it and stops after the MIMIC-III demo.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 import warnings
 from pathlib import Path
 
+import common
 from synth.config import load_config, parse_config
 from synth.demo.mimic import DEMO_CONFIG, DEMO_DATA_DIR, build_episode_table
 from synth.evaluation.entities import entity_metrics
@@ -30,14 +32,15 @@ from synth.io.sources import read_table
 from synth.models import synthesizer_for
 from synth.schema import infer_schema
 
-NOSHOW = Path(__file__).resolve().parents[2] / "shared" / "data" / "noshow_appointments" / "KaggleV2-May-2016.csv"
 RESULTS = Path(__file__).resolve().parent / "results" / "patient_level.json"
 
 
-def extracts():
-    yield "mimic3-demo", build_episode_table(DEMO_DATA_DIR), load_config(DEMO_CONFIG)
-    config = parse_config({"columns": {"PatientId": "identifier"}, "entity_key": "PatientId"})
-    yield "noshow", read_table(NOSHOW, config), config
+def extracts(only: str | None):
+    if only in (None, "mimic3-demo"):
+        yield "mimic3-demo", build_episode_table(DEMO_DATA_DIR), load_config(DEMO_CONFIG)
+    if only in (None, "noshow"):
+        config = parse_config({"columns": {"PatientId": "identifier"}, "entity_key": "PatientId"})
+        yield "noshow", read_table(common.dataset(common.NOSHOW, common.NOSHOW_ORIGIN), config), config
 
 
 def run(name, table, config, epochs: int, epsilon: float | None, factor: int) -> dict:
@@ -83,9 +86,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
     results = []
-    for name, table, config in extracts():
-        if args.only and name != args.only:
-            continue
+    for name, table, config in extracts(args.only):
         result = run(name, table, config, args.epochs, args.epsilon, args.factor)
         results.append(result)
         print(json.dumps(result, indent=1, default=str), flush=True)

@@ -37,7 +37,6 @@ import common
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "benchmarks" / "data"
 RESULTS = REPO / "benchmarks" / "results"
-DIABETES = REPO.parent / "shared" / "data" / "diabetes_130" / "diabetic_data.csv"
 ID_STRIDE = 1_000_000_000
 CONFIG = {
     "seed": 0,
@@ -46,18 +45,19 @@ CONFIG = {
 }
 
 
-def build_extract(rows: int, file_rows: int) -> Path:
-    """diabetes_130 tiled to ``rows`` rows with fresh ids, as Parquet files (built once, then reused)."""
+def build_extract(rows: int, file_rows: int, smoke: bool) -> Path:
+    """diabetes_130 (or its 10,000-row sample) tiled to ``rows`` rows with fresh ids, as Parquet files (built once)."""
     import polars as pl
 
-    folder = DATA / f"diabetes_{rows}"
+    source = common.diabetes(smoke)
+    folder = DATA / f"diabetes_{rows}{'_from_sample' if smoke else ''}"
     done = folder / "_SUCCESS"
     if done.is_file() and json.loads(done.read_text()) == {"rows": rows, "file_rows": file_rows}:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.parquet"):
         old.unlink()
-    real = pl.read_csv(DIABETES, null_values=["?"], infer_schema_length=None)
+    real = pl.read_csv(source, null_values=["?"], infer_schema_length=None)
     written, tile, pending = 0, 0, []
     while written < rows:
         need = min(file_rows, rows - written)
@@ -155,6 +155,7 @@ def main() -> None:
     parser.add_argument(
         "--one", nargs=5, metavar=("KIND", "FOLDER", "WORKERS", "PARTITION_ROWS", "VALIDATE"), help=argparse.SUPPRESS
     )
+    parser.add_argument("--smoke", action="store_true", help="tile the repository's 10,000-row sample (the tests)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     args = parser.parse_args()
     if args.one:
@@ -177,7 +178,7 @@ def main() -> None:
     )
     results = []
     for rows in args.rows:
-        folder = build_extract(rows, args.file_rows)
+        folder = build_extract(rows, args.file_rows, args.smoke)
         baseline = measure(["polars", str(folder), "0", "0", "all"])
         results.append({"kind": "polars read_parquet (baseline)", "workers": None, **baseline})
         _print(results[-1], baseline)

@@ -27,7 +27,7 @@ STAGES = {
     "preprocess": (
         ["preprocess.py", "--out", "{out}"],
         ["preprocess.py", "--rows", "20000", "40000", "--file-rows", "10000", "--partition-rows", "10000",
-         "--out", "{out}"],
+         "--smoke", "--out", "{out}"],
     ),
     "train": (
         ["train.py", "--threads", "{threads}", "--out", "{out}"],
@@ -43,7 +43,7 @@ STAGES = {
     ),
     "evaluate": (
         ["evaluate_scale.py", "--out", "{out}"],
-        ["evaluate_scale.py", "--synthetic-rows", "5000", "--real-rows", "6000", "--out", "{out}"],
+        ["evaluate_scale.py", "--synthetic-rows", "5000", "--real-rows", "6000", "--smoke", "--out", "{out}"],
     ),
 }
 

@@ -36,13 +36,13 @@ PARQUET_OPTIONS = {"compression": "zstd"}  # what synth.io.atomic.write_parquet_
 
 
 # -- child side ---------------------------------------------------------------------------------
-def _real(rows: int):
+def _real(data: str, rows: int):
     from synth.config import parse_config
     from synth.io.sources import read_table
     from synth.schema import infer_schema
 
     config = parse_config({"source": {"na_values": ["?"]}, "model": {"name": "vae"}})
-    table = read_table(common.DIABETES, config)
+    table = read_table(data, config)
     if rows < table.num_rows:
         table = table.slice(0, rows)
     return table, infer_schema(table, config), config
@@ -52,7 +52,7 @@ def train_model(case: dict) -> dict:
     from synth.models import synthesizer_for
 
     warnings.simplefilter("ignore")
-    table, schema, config = _real(case["train_rows"])
+    table, schema, config = _real(case["data"], case["train_rows"])
     config = config.with_overrides(model={"epochs": case["epochs"]})
     model = synthesizer_for(config, schema)
     start = time.perf_counter()
@@ -100,7 +100,7 @@ def sample_copula(case: dict) -> dict:
     from synth.sampling import PART
 
     warnings.simplefilter("ignore")
-    table, schema, _ = _real(case["train_rows"])
+    table, schema, _ = _real(case["data"], case["train_rows"])
     modelled = [c for c in schema.columns if c.kind is not ColumnKind.IDENTIFIER]
     sdtype = {ColumnKind.NUMERICAL: "numerical", ColumnKind.DATETIME: "datetime"}
     metadata = Metadata.load_from_dict(
@@ -150,6 +150,7 @@ def main() -> None:
     if args.smoke:
         args.rows, args.chunk_rows, args.train_rows, args.train_epochs = [2_000, 4_000], 1_000, 1_000, 1
         args.threads = args.threads or 1
+    data = common.diabetes(args.smoke)
 
     info = common.machine()
     report = common.Report("sample", info)
@@ -163,7 +164,10 @@ def main() -> None:
 
     work = common.DATA / ("sample-smoke" if args.smoke else "sample")
     model = work / f"model-vae-{args.train_rows}-e{args.train_epochs}"
-    base = {"threads": args.threads, "chunk_rows": args.chunk_rows, "model": str(model), "train_rows": args.train_rows}
+    base = {
+        "threads": args.threads, "chunk_rows": args.chunk_rows, "model": str(model), "train_rows": args.train_rows,
+        "data": str(data),
+    }
     if not (model / "model.json").is_file():
         trained = common.measure(__file__, {"kind": "train", "epochs": args.train_epochs, **base})
         report.note(f"trained the model to sample from in {trained['seconds']:.0f} s ({model})")

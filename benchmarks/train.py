@@ -44,7 +44,7 @@ def _load(case: dict):
     from synth.schema import infer_schema
 
     config = parse_config({"source": {"na_values": ["?"]}})
-    table = read_table(common.DIABETES, config)
+    table = read_table(case["data"], config)
     if case["rows"] < table.num_rows:
         table = table.slice(0, case["rows"])
     return table, infer_schema(table, config)
@@ -183,6 +183,7 @@ def main() -> None:
         # One torch thread: tiny tensors gain nothing from two, and lose a lot on a busy machine.
         args.epochs, args.rows, args.quality_rows, args.batch_size = 1, 1_000, 300, 100
         args.threads = args.threads or 1
+    data = common.diabetes(args.smoke)
 
     import torch
 
@@ -202,7 +203,7 @@ def main() -> None:
     if not sdv:
         report.note("SDV baselines skipped" + (" (smoke mode)" if args.smoke else "") + "; targets not checked")
     base = {"epochs": args.epochs, "batch_size": args.batch_size, "rows": args.rows,
-            "quality_rows": args.quality_rows, "threads": args.threads}
+            "quality_rows": args.quality_rows, "threads": args.threads, "data": str(data)}
     for device in devices:
         baseline = None
         if sdv:

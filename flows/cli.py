@@ -27,6 +27,7 @@ from synth.io.uri import check_source  # noqa: E402
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Synthetic patient data from real extracts.")
 console = Console(stderr=True)
 
+VERBOSE_HELP = "also print Dask's own INFO lines (scheduler, workers)"
 DEMO_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "synth-pipeline" / "demo"
 
 
@@ -35,13 +36,14 @@ def demo(
     output: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
     epochs: Annotated[Optional[int], typer.Option(min=1, help="maximum training epochs")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
 ) -> None:
     """Run the whole pipeline on the bundled MIMIC-III demo extract."""
     from synth.demo.mimic import DEMO_CONFIG, DEMO_DATA_DIR, write_episode_table
 
     with _user_errors():
         source = write_episode_table(DEMO_DATA_DIR, DEMO_CACHE / "mimic3_episodes.parquet")
-    _run_generate(source, output, DEMO_CONFIG, rows=None, epochs=epochs, seed=seed, dp_epsilon=None)
+    _run_generate(source, output, DEMO_CONFIG, rows=None, epochs=epochs, seed=seed, dp_epsilon=None, verbose=verbose)
 
 
 @app.command()
@@ -53,9 +55,10 @@ def run(
     epochs: Annotated[Optional[int], typer.Option(min=1, help="maximum training epochs")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
     dp_epsilon: Annotated[Optional[float], typer.Option(help="DP budget ε > 0 (off if unset)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
 ) -> None:
     """Train on a real extract, generate synthetic data, evaluate it."""
-    _run_generate(source, output, config, rows=rows, epochs=epochs, seed=seed, dp_epsilon=dp_epsilon)
+    _run_generate(source, output, config, rows=rows, epochs=epochs, seed=seed, dp_epsilon=dp_epsilon, verbose=verbose)
 
 
 @app.command()

@@ -24,7 +24,7 @@ def generate(params: GenerateParameters) -> dict:
     run = open_run_folders(fingerprint, config, params.output, params.work_dir)
     output = Path(run.output)
     with OutputLock(output, owner=f"flow run {runtime.flow_run.name} ({runtime.flow_run.id})"):
-        prepared = preprocess_extract(params.source, fingerprint, config, run.work)
+        prepared = preprocess_extract(params.source, fingerprint, config, run.work, params.verbose)
         check_extract(prepared)
         model_dir = train_model(prepared, config, str(output / "model"), run.work)
         sampled = sample_synthetic(model_dir, str(output / "staging"), config.sampling, config.seed, prepared.rows)

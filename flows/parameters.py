@@ -43,6 +43,9 @@ class GenerateParameters(BaseModel):
     work_dir: str | None = Field(
         default=None, description="folder for real-data intermediates (default: ~/.cache/synth-pipeline/work)"
     )
+    verbose: bool = Field(
+        default=False, description="also log Dask's own INFO lines (scheduler, nanny, worker registration)"
+    )
 
     @field_validator("config_path", "expectation_suite", "sql_table", "sql_url_secret", "dask_address", "work_dir",
                      mode="before")

@@ -47,6 +47,11 @@ class SourceOptions(_Strict):
     na_values: list[str] = Field(default_factory=list, description="extra CSV strings read as missing")
     separator: str = ","
     encoding: Literal["utf8", "utf8-lossy"] = "utf8"
+    row_index: Literal["drop", "keep"] = Field(
+        default="drop",
+        description="an unnamed column of row numbers (the index pandas' to_csv and R's write.csv write) is dropped; "
+        "keep: model it, as unnamed_<position>",
+    )
     sql_url_env: str = Field(
         default="SYNTH_SQL_URL", description="environment variable holding the SQLAlchemy URL of `sql:` sources and sinks"
     )

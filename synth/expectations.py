@@ -24,6 +24,11 @@ null fractions and keys then replace the ones built from this month's data.
 Each partition (or a stated sample of them) is validated on a worker. What leaves the
 worker is counts only: expectation, column, elements, unexpected values; GX's full
 results, which quote real values, stay in the work folder.
+
+GX sees the columns under positional aliases (``c0``, ``c1``...), so no column name (an
+empty header, a dot, a quote) can trip it; a column the partition lacks fails its
+expectations as missing. An exception raised *inside* an expectation is a bug, raised as
+:class:`ExpectationCrashed`: it is never reported as the data failing.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +59,22 @@ _FLOAT_TYPES = ["float16", "float32", "float64"]
 _TIME_TYPES = [f"datetime64[{u}]" for u in ("s", "ms", "us", "ns")]
 # Expectations whose observed value is a type name or a count, never a data value.
 _COUNTS_OR_TYPES = {TYPE_LIST, ROW_COUNT}
+#: Keyword arguments of GX expectations that name columns (one, or a list).
+_COLUMN_KWARGS = ("column", "column_A", "column_B")
+_COLUMN_LIST_KWARGS = ("column_list", "column_set")
+
+
+class ExpectationCrashed(RuntimeError):
+    """Great Expectations raised inside an expectation: a bug in the gate, not a verdict on the data.
+
+    The message names the expectations, columns and exception types only (an exception's
+    text may quote a value); ``result`` is GX's full result with the tracebacks, for the
+    work folder.
+    """
+
+    def __init__(self, message: str, result: dict):
+        super().__init__(message)
+        self.result = result
 
 
 # -- the suite -------------------------------------------------------------------------------
@@ -183,7 +205,7 @@ class Outcome:
     missing_count: int | None = None
     mostly: float | None = None
     observed: str | None = None  # a type name or a row count, never a data value
-    error: str | None = None
+    detail: str | None = None  # what the gate says about a failure it judged itself (no values)
 
 
 def validate_table(table: pa.Table, expectations: list[dict]) -> tuple[list[Outcome], dict]:
@@ -191,19 +213,40 @@ def validate_table(table: pa.Table, expectations: list[dict]) -> tuple[list[Outc
 
     Returns:
         (outcomes with counts only, GX's full JSON result, which may quote values).
+
+    Raises:
+        ExpectationCrashed: GX raised inside an expectation (a bug, not the data failing).
     """
     import great_expectations as gx
 
-    frame = _gx_frame(table)
-    suite = gx.ExpectationSuite(name="synth-partition", expectations=[_domain(e) for e in expectations])
+    alias = {name: f"c{i}" for i, name in enumerate(table.column_names)}
+    name_of = {a: name for name, a in alias.items()}
+    runnable, missing = [], []
+    for expectation in expectations:
+        absent = [c for c in _columns_of(expectation) if c not in alias]
+        if absent and expectation["type"] != "expect_column_to_exist":
+            missing.append(_missing(expectation, absent))
+        else:
+            runnable.append(_renamed(expectation, lambda c: alias.get(c, c)))
+    frame = _gx_frame(table.rename_columns([alias[c] for c in table.column_names]))
+    suite = gx.ExpectationSuite(name="synth-partition", expectations=[_domain(e) for e in runnable])
     with pd.option_context("mode.string_storage", "pyarrow"):  # so the "StringDtype" type check matches
         result = (
             _batch_definition()
             .get_batch(batch_parameters={"dataframe": frame})
             .validate(suite, result_format=_RESULT_FORMAT)
         )
-    outcomes = [_outcome(r) for r in result.results]
-    return outcomes, result.to_json_dict()
+    full = result.to_json_dict()
+    full["synth_column_aliases"] = name_of  # GX saw the columns under these names
+    crashed = [_crash(r, name_of) for r in result.results if _exceptions(r)]
+    if crashed:
+        raise ExpectationCrashed(
+            f"Great Expectations raised inside {'; '.join(crashed)}. This is a bug in the validation step, "
+            "not a finding about the data; GX's tracebacks are saved with the partition's validation results "
+            "in the work folder.",
+            full,
+        )
+    return [_outcome(r, name_of) for r in result.results] + missing, full
 
 
 @functools.cache
@@ -218,24 +261,41 @@ def _batch_definition():
     return asset.add_batch_definition_whole_dataframe("whole")
 
 
-def _outcome(result: Any) -> Outcome:
+def _outcome(result: Any, name_of: dict[str, str]) -> Outcome:
     config = result.expectation_config
     details = result.result or {}
     observed = details.get("observed_value")
-    error = None
-    if result.exception_info and result.exception_info.get("raised_exception"):
-        error = str(result.exception_info.get("exception_message") or "")[:300]
+    column = config.kwargs.get("column")
     return Outcome(
         expectation=config.type,
-        column=config.kwargs.get("column"),
+        column=name_of.get(column, column),
         success=bool(result.success),
         element_count=details.get("element_count"),
         unexpected_count=details.get("unexpected_count"),
         missing_count=details.get("missing_count"),
         mostly=config.kwargs.get("mostly"),
         observed=str(observed) if isinstance(observed, (str, int)) and config.type in _COUNTS_OR_TYPES else None,
-        error=error,
     )
+
+
+def _exceptions(result: Any) -> list[dict]:
+    """The exceptions GX caught while evaluating an expectation (its own, or one per metric)."""
+    info = result.exception_info or {}
+    if "raised_exception" in info:
+        info = {"expectation": info}
+    return [e for e in info.values() if isinstance(e, dict) and e.get("raised_exception")]
+
+
+def _crash(result: Any, name_of: dict[str, str]) -> str:
+    """``expectation on column 'x' (IndexError)``: the exceptions' types, not their text (it may quote a value)."""
+    config = result.expectation_config
+    column = config.kwargs.get("column")
+    kinds = []
+    for exception in _exceptions(result):
+        last = str(exception.get("exception_traceback") or "").strip().splitlines()[-1:] or [""]
+        match = re.match(r"^([\w.]+)(:|$)", last[0])
+        kinds.append(match.group(1) if match else "an exception")
+    return f"{config.type} on column {name_of.get(column, column)!r} ({', '.join(dict.fromkeys(kinds))})"
 
 
 # -- the gate ---------------------------------------------------------------------------------
@@ -332,7 +392,7 @@ def gate_result(
         judged = sum(o.element_count - (o.missing_count or 0) for o in group) if counted else None
         if counted and unexpected <= (1 - (group[0].mostly or 1.0)) * judged + 1e-9:
             continue
-        detail = next((o.error for o in failed if o.error), None) or next(
+        detail = next((o.detail for o in failed if o.detail), None) or next(
             (f"observed {o.observed}" for o in failed if o.observed), ""
         )
         failures[key] = GateFailure(key[0], key[1], len(failed), unexpected, judged, detail)
@@ -365,6 +425,36 @@ def gate_result(
 # -- helpers ----------------------------------------------------------------------------------
 def _expect(kind: str, **kwargs: Any) -> dict:
     return {"type": kind, "kwargs": {k: v for k, v in kwargs.items() if v is not None}}
+
+
+def _columns_of(expectation: dict) -> list[str]:
+    kwargs = expectation["kwargs"]
+    named = [kwargs[k] for k in _COLUMN_KWARGS if k in kwargs]
+    return named + [c for k in _COLUMN_LIST_KWARGS for c in kwargs.get(k) or []]
+
+
+def _renamed(expectation: dict, rename) -> dict:
+    """The expectation with every column it names passed through ``rename``."""
+    kwargs = dict(expectation["kwargs"])
+    for key in _COLUMN_KWARGS:
+        if key in kwargs:
+            kwargs[key] = rename(kwargs[key])
+    for key in _COLUMN_LIST_KWARGS:
+        if kwargs.get(key) is not None:
+            kwargs[key] = [rename(c) for c in kwargs[key]]
+    return {"type": expectation["type"], "kwargs": kwargs}
+
+
+def _missing(expectation: dict, absent: list[str]) -> Outcome:
+    """A failed outcome for an expectation on a column the partition does not have."""
+    kwargs = expectation["kwargs"]
+    return Outcome(
+        expectation=expectation["type"],
+        column=kwargs.get("column", absent[0]),
+        success=False,
+        mostly=kwargs.get("mostly"),
+        detail=f"column {absent[0]!r} is missing from the partition",
+    )
 
 
 def _identity(expectation: dict) -> tuple:

@@ -84,10 +84,15 @@ def open_run_folders(fingerprint: str, config: PipelineConfig, output: str, work
     retry_delay_seconds=10,
     retry_condition_fn=retry_unless_user_error,
 )
-def preprocess_extract(source: str, fingerprint: str, config: PipelineConfig, work: WorkDir) -> Prepared:
-    """Clean, validate and split the extract on Dask into the work folder (partitions resume)."""
+def preprocess_extract(
+    source: str, fingerprint: str, config: PipelineConfig, work: WorkDir, verbose: bool = False
+) -> Prepared:
+    """Clean, validate and split the extract on Dask into the work folder (partitions resume).
+
+    ``verbose`` lets the Dask cluster's own INFO lines into the log (it is not part of the cache key).
+    """
     logger = get_run_logger()
-    prepared = preprocess(source, config, work.path, log=logger.info)
+    prepared = preprocess(source, config, work.path, log=logger.info, verbose=verbose)
     logger.info(
         f"clean dataset: {prepared.rows:,} rows ({prepared.train_rows:,} training, {prepared.holdout_rows:,} holdout) "
         f"in {prepared.partitions} partitions, {prepared.seconds:.1f}s "

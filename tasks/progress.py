@@ -10,24 +10,33 @@ from synth.models.training import EpochStats
 
 
 class EpochProgress:
-    """Logs training progress about every ``every_seconds`` and on the last epoch."""
+    """Logs training progress about every ``every_seconds`` and on each network's first and last epoch.
+
+    A patient-level model trains two networks one after the other; each line names its
+    network, and the time left is that network's own.
+    """
+
+    STAGES = {"patients": "patient model", "rows": "row model"}
 
     def __init__(self, total_epochs: int, every_seconds: float = 5.0):
         self.total = total_epochs
         self.every = every_seconds
-        self.start = time.perf_counter()
-        self.last = 0.0
+        self.stage: str | None = None
+        self.start = self.last = 0.0
         self.logger = get_run_logger()
 
     def __call__(self, stats: EpochStats) -> None:
+        if stats.stage != self.stage:
+            self.stage, self.start, self.last = stats.stage, time.perf_counter(), 0.0
         now = time.perf_counter() - self.start
         if now - self.last < self.every and stats.epoch not in (1, self.total):
             return
         self.last = now
         eta = now / stats.epoch * (self.total - stats.epoch)
         validation = f", validation loss {stats.validation_loss:.3f}" if stats.validation_loss is not None else ""
+        network = f"{self.STAGES.get(stats.stage, stats.stage)} " if stats.stage else ""
         self.logger.info(
-            f"epoch {stats.epoch}/{self.total}: training loss {stats.train_loss:.3f}{validation} "
+            f"{network}epoch {stats.epoch}/{self.total}: training loss {stats.train_loss:.3f}{validation} "
             f"({now:.0f}s elapsed, at most {eta:.0f}s left)"
         )
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: real data from ../shared/data, small seeded tables, an isolated Prefect home."""
+"""Shared fixtures: real data from tests/data (see its README), generated tables, an isolated Prefect home."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-DIABETES_CSV = SHARED_DATA / "diabetes_130" / "diabetic_data.csv"
-NOSHOW_CSV = SHARED_DATA / "noshow_appointments" / "KaggleV2-May-2016.csv"
-HEART_CSV = SHARED_DATA / "heart_disease_uci" / "heart_disease_uci_combined.csv"
+TEST_DATA = REPO / "tests" / "data"
+DIABETES_CSV = TEST_DATA / "diabetes_130_10k.csv"  # the first 10,000 encounters of diabetes-130
+HEART_CSV = TEST_DATA / "heart_disease_uci.csv"
+PIMA_CSV = TEST_DATA / "pima_diabetes.csv"
 
 
 def pytest_configure(config):
@@ -51,25 +51,32 @@ def encoded_split(table, *cuts: int):
     return encode(schema, *(table.take(order[start:end]) for start, end in zip(bounds, bounds[1:])))
 
 
-def shared(path: Path) -> Path:
-    if not path.exists():
-        pytest.fail(f"shared test data missing: {path} (the tests read ../shared/data beside the repo)")
-    return path
+def breast_cancer_table():
+    """Breast Cancer Wisconsin (Diagnostic) as it ships with scikit-learn: 569 rows, 30 features, a 0/1 target."""
+    import pyarrow as pa
+    from sklearn.datasets import load_breast_cancer
+
+    return pa.Table.from_pandas(load_breast_cancer(as_frame=True).frame, preserve_index=False)
 
 
 @pytest.fixture(scope="session")
 def diabetes_csv() -> Path:
-    return shared(DIABETES_CSV)
-
-
-@pytest.fixture(scope="session")
-def noshow_csv() -> Path:
-    return shared(NOSHOW_CSV)
+    return DIABETES_CSV
 
 
 @pytest.fixture(scope="session")
 def heart_csv() -> Path:
-    return shared(HEART_CSV)
+    return HEART_CSV
+
+
+@pytest.fixture(scope="session")
+def appointments_csv(tmp_path_factory) -> Path:
+    """A generated no-show-shaped appointments extract (6,000 patients) as CSV (see tests/tables.py)."""
+    from tests.tables import appointments
+
+    path = tmp_path_factory.mktemp("appointments") / "appointments.csv"
+    appointments(patients=6_000, seed=0).write_csv(path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -79,7 +79,7 @@ def test_sample_smoke_writes_parts_and_checks_memory(tmp_path):
 def test_preprocess_smoke(tmp_path):
     stdout = _run(
         "preprocess.py", "--rows", "20000", "--workers", "1", "2", "--file-rows", "10000",
-        "--partition-rows", "10000", "--out", str(tmp_path),
+        "--partition-rows", "10000", "--smoke", "--out", str(tmp_path),
     )
     assert "rows/s" in stdout
     payload = json.loads((tmp_path / "preprocess.json").read_text())
@@ -89,7 +89,7 @@ def test_preprocess_smoke(tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_smoke(tmp_path):
-    stdout = _run("evaluate_scale.py", "--synthetic-rows", "5000", "--real-rows", "6000", "--out", str(tmp_path))
+    stdout = _run("evaluate_scale.py", "--synthetic-rows", "5000", "--real-rows", "6000", "--smoke", "--out", str(tmp_path))
     assert "evaluate:" in stdout
     payload = _result(tmp_path, "evaluate")
     assert payload["rows"][0]["timings"]

@@ -15,8 +15,8 @@ import pytest
 SYNTH = [sys.executable, "-m", "flows.cli"]
 
 
-def synth(*args: str, tmp_path: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_LOGGING_LEVEL": "WARNING"}
+def synth(*args: str, tmp_path: Path, timeout: int = 900, level: str = "WARNING") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_LOGGING_LEVEL": level}
     return subprocess.run([*SYNTH, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
@@ -53,15 +53,35 @@ def test_run_on_diabetes_130_with_a_config_only(tmp_path, diabetes_csv):
 
 
 @pytest.mark.e2e
-def test_run_on_noshow_with_flags_only(tmp_path, noshow_csv):
-    out = tmp_path / "noshow"
+def test_run_on_appointments_with_flags_only(tmp_path, appointments_csv):
+    out = tmp_path / "appointments"
     done = synth(
-        "run", "--source", str(noshow_csv), "--output", str(out), "--epochs", "1", "--rows", "3000", "--seed", "4",
+        "run", "--source", str(appointments_csv), "--output", str(out), "--epochs", "1", "--rows", "3000", "--seed", "4",
         tmp_path=tmp_path,
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert done.returncode in (0, 3), done.stderr
     _check_outputs(out, metrics, rows=3000, released=done.returncode == 0)
+
+
+@pytest.mark.e2e
+def test_a_csv_written_by_pandas_runs_first_time_and_the_console_shows_only_the_pipeline(tmp_path, heart_csv):
+    """The most common CSV a user brings: ``DataFrame.to_csv`` / ``write.csv`` with the row index first."""
+    import pandas as pd
+
+    source = tmp_path / "heart.csv"
+    pd.read_csv(heart_csv).to_csv(source)
+    out = tmp_path / "heart"
+    done = synth("run", "--source", str(source), "--output", str(out), "--epochs", "2", tmp_path=tmp_path, level="INFO")
+    console = done.stdout + done.stderr
+    assert done.returncode in (0, 3), console[-3000:]
+    assert "column 0 (empty header) holds row numbers" in console
+    assert "column_0" not in console and "unnamed" not in console
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["columns"] == 15  # site, age ... num: the index is not a column
+    # The pipeline's own progress, not the Dask cluster's.
+    assert "preprocess-extract" in console and "epoch 2/2" in console
+    assert "distributed." not in console and "Scheduler at" not in console and "Nanny" not in console
 
 
 def _check_outputs(out: Path, metrics: dict, rows: int, released: bool) -> None:

@@ -11,9 +11,9 @@ from synth.evaluation.attribute import attribute_inference
 from synth.evaluation.encoding import encode
 from synth.evaluation.membership import membership_inference
 from synth.schema import infer_schema
-from tests.conftest import SHARED_DATA, encoded_split
+from tests.conftest import DIABETES_CSV, PIMA_CSV, encoded_split
 
-DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
+DIABETES = str(DIABETES_CSV)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_attribute_without_sensitive_columns_is_skipped(data):
 def test_density_attack_splits_the_holdout_by_patient():
     # Pima rows as patients with 4 near-identical rows each (an event table). Members, non-members
     # and "synthetic" rows are all different patients: an honest attack scores about 0.5.
-    table = pl.read_csv(str(SHARED_DATA / "pima_indians_diabetes/diabetes.csv")).to_arrow()
+    table = pl.read_csv(str(PIMA_CSV)).to_arrow()
     schema = infer_schema(table, parse_config({}))
     _, (patients,) = encode(schema, table)
     rows = np.repeat(np.arange(len(patients)), 4)

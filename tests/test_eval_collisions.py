@@ -8,9 +8,9 @@ import pyarrow as pa
 from synth.config import parse_config
 from synth.evaluation.collisions import exact_collisions
 from synth.schema import infer_schema
-from tests.conftest import SHARED_DATA
+from tests.conftest import PIMA_CSV
 
-PIMA = str(SHARED_DATA / "pima_indians_diabetes/diabetes.csv")
+PIMA = str(PIMA_CSV)
 
 
 def test_a_copied_row_is_found_and_near_misses_are_not():

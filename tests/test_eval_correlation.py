@@ -10,9 +10,9 @@ from synth.config import parse_config
 from synth.evaluation.correlation import correlation_ratio, correlation_scores, cramers_v
 from synth.evaluation.encoding import Encoded, encode
 from synth.schema import infer_schema
-from tests.conftest import SHARED_DATA
+from tests.conftest import HEART_CSV
 
-HEART = str(SHARED_DATA / "heart_disease_uci/heart_disease_uci_combined.csv")
+HEART = str(HEART_CSV)
 
 
 @pytest.fixture(scope="module")

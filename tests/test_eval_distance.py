@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 
 from synth.evaluation.distance import distance_scores, nndr
-from tests.conftest import SHARED_DATA, encoded_split
+from tests.conftest import DIABETES_CSV, encoded_split
 
-DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
+DIABETES = str(DIABETES_CSV)
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import pytest
 
 from synth.evaluation.fairness import demographic_parity_difference, equalized_odds_difference, fairness_scores
 from synth.evaluation.utility import utility_scores
-from tests.conftest import SHARED_DATA, encoded_split
+from tests.conftest import PIMA_CSV, encoded_split
 
-PIMA = str(SHARED_DATA / "pima_indians_diabetes/diabetes.csv")
+PIMA = str(PIMA_CSV)
 
 
 def test_demographic_parity_known_value():

@@ -11,9 +11,9 @@ from synth.config import parse_config
 from synth.evaluation.encoding import Encoded, encode
 from synth.evaluation.gower import GowerScale, as_gower_package_frame, gower_matrix, nearest
 from synth.schema import infer_schema
-from tests.conftest import SHARED_DATA
+from tests.conftest import DIABETES_CSV
 
-DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
+DIABETES = str(DIABETES_CSV)
 
 
 @pytest.fixture(scope="module")

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 import pytest
 
 from synth.config import parse_config
 from synth.evaluation.encoding import Encoded, encode
 from synth.evaluation.pca import pca_scores
 from synth.schema import infer_schema
-from tests.conftest import SHARED_DATA
-
-WISCONSIN = str(SHARED_DATA / "wisconsin_breast_cancer/wisconsin.csv")
+from tests.conftest import breast_cancer_table
 
 
 @pytest.fixture(scope="module")
 def wisconsin():
-    table = pl.read_csv(WISCONSIN, infer_schema_length=None).to_arrow()
+    table = breast_cancer_table()
     return table, infer_schema(table, parse_config({}))
 
 

@@ -8,9 +8,9 @@ import pytest
 
 from synth.evaluation.encoding import Encoded
 from synth.evaluation.propensity import propensity_scores
-from tests.conftest import SHARED_DATA, encoded_split
+from tests.conftest import DIABETES_CSV, encoded_split
 
-DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
+DIABETES = str(DIABETES_CSV)
 
 
 @pytest.fixture(scope="module")

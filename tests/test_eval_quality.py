@@ -9,9 +9,9 @@ from synth.config import parse_config
 from synth.evaluation.diagnostic import diagnostic_scores
 from synth.evaluation.quality import quality_scores
 from synth.schema import infer_schema
-from tests.conftest import SHARED_DATA
+from tests.conftest import HEART_CSV
 
-HEART = str(SHARED_DATA / "heart_disease_uci/heart_disease_uci_combined.csv")
+HEART = str(HEART_CSV)
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ from synth.config import parse_config
 from synth.evaluation.encoding import Encoded, encode
 from synth.evaluation.utility import utility_scores
 from synth.schema import infer_schema
-from tests.conftest import SHARED_DATA, encoded_split
+from tests.conftest import DIABETES_CSV, PIMA_CSV, encoded_split
 
-PIMA = str(SHARED_DATA / "pima_indians_diabetes/diabetes.csv")
-DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
+PIMA = str(PIMA_CSV)
+DIABETES = str(DIABETES_CSV)
 
 
 @pytest.fixture(scope="module")

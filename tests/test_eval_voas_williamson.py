@@ -10,9 +10,9 @@ from synth.config import parse_config
 from synth.evaluation.encoding import encode
 from synth.evaluation.voas_williamson import voas_williamson, vw_statistic
 from synth.schema import infer_schema
-from tests.conftest import SHARED_DATA
+from tests.conftest import PIMA_CSV
 
-PIMA = str(SHARED_DATA / "pima_indians_diabetes/diabetes.csv")
+PIMA = str(PIMA_CSV)
 
 
 def test_hand_computed_table():

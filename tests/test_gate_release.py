@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from flows.cli import GATE_FAILED, app
 from synth.sampling import SampleResult
 from tasks.evaluate import release_synthetic
-from tests.conftest import SHARED_DATA
+from tests.conftest import PIMA_CSV
 
-PIMA = str(SHARED_DATA / "pima_indians_diabetes/diabetes.csv")
+PIMA = str(PIMA_CSV)
 PASS = {"gate": {"verdict": "pass", "reasons": [], "checks": []}}
 FAIL = {"gate": {"verdict": "fail", "reasons": ["exact copies of real rows 3 exceeds the limit 0 by 3"], "checks": []}}
 

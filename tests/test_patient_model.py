@@ -16,7 +16,7 @@ from synth.io.sources import read_table
 from synth.models import PatientSynthesizer, load_synthesizer, synthesizer_for
 from synth.schema import infer_schema
 
-NOSHOW = {"columns": {"PatientId": "identifier"}, "entity_key": "PatientId", "seed": 0}
+APPOINTMENTS = {"columns": {"PatientId": "identifier"}, "entity_key": "PatientId", "seed": 0}
 
 
 def _patients_subset(table: pa.Table, key: str, patients: int, seed: int) -> pa.Table:
@@ -26,46 +26,46 @@ def _patients_subset(table: pa.Table, key: str, patients: int, seed: int) -> pa.
 
 
 @pytest.fixture(scope="module")
-def noshow(noshow_csv):
-    config = parse_config({**NOSHOW, "model": {"epochs": 25}})
-    table = _patients_subset(read_table(noshow_csv, config), "PatientId", 4_000, seed=1)
+def appointments(appointments_csv):
+    config = parse_config({**APPOINTMENTS, "model": {"epochs": 25}})
+    table = _patients_subset(read_table(appointments_csv, config), "PatientId", 4_000, seed=1)
     schema = infer_schema(table, config)
     model = synthesizer_for(config, schema).fit(table, schema)
     synthetic = model.sample(table.num_rows, seed=5)
     return table, schema, config, model, synthetic
 
 
-def test_the_patient_model_is_chosen_and_finds_the_static_columns(noshow):
-    _, _, _, model, _ = noshow
+def test_the_patient_model_is_chosen_and_finds_the_static_columns(appointments):
+    _, _, _, model, _ = appointments
     assert isinstance(model, PatientSynthesizer)
     assert {"Gender", "Neighbourhood", "Hipertension"} <= set(model.plan_.static)
     links = {link.column: link.parent for link in model.plan_.links}
     assert links["AppointmentDay"] == "ScheduledDay"  # scheduled -> appointment
 
 
-def test_static_attributes_are_constant_within_every_synthetic_patient(noshow):
-    table, schema, config, _, synthetic = noshow
+def test_static_attributes_are_constant_within_every_synthetic_patient(appointments):
+    table, schema, config, _, synthetic = appointments
     metrics = entity_metrics(table.to_pandas(), synthetic.to_pandas(), schema, config.constraints)
     assert metrics["static_consistency"] == 1.0
     assert {"Gender", "Neighbourhood"} <= set(metrics["static_columns"])
 
 
-def test_rows_per_patient_follow_the_real_distribution(noshow):
-    table, schema, config, _, synthetic = noshow
+def test_rows_per_patient_follow_the_real_distribution(appointments):
+    table, schema, config, _, synthetic = appointments
     metrics = entity_metrics(table.to_pandas(), synthetic.to_pandas(), schema, config.constraints)
     assert synthetic.num_rows == table.num_rows
     assert metrics["rows_per_entity_ks"] >= 0.9, metrics["rows_per_entity"]
 
 
-def test_dates_keep_their_order_no_worse_than_the_real_data(noshow):
-    table, schema, config, _, synthetic = noshow
+def test_dates_keep_their_order_no_worse_than_the_real_data(appointments):
+    table, schema, config, _, synthetic = appointments
     order = entity_metrics(table.to_pandas(), synthetic.to_pandas(), schema, config.constraints)["date_order"]
     pair = order["ScheduledDay <= AppointmentDay"]
     assert pair["synthetic"] <= pair["real"]
 
 
-def test_synthetic_ids_are_fresh_and_shared_by_a_patients_rows(noshow):
-    table, _, _, _, synthetic = noshow
+def test_synthetic_ids_are_fresh_and_shared_by_a_patients_rows(appointments):
+    table, _, _, _, synthetic = appointments
     real_ids = set(table["PatientId"].to_pylist())
     ids = synthetic["PatientId"].to_pylist()
     assert not real_ids & set(ids)
@@ -124,9 +124,9 @@ def test_a_saved_patient_model_samples_the_same_rows(mimic_small, tmp_path):
     assert loaded.sample(700, seed=8, start=1_000).equals(model.sample(700, seed=8, start=1_000))
 
 
-def test_patient_level_dp_spends_at_most_its_budget_and_hides_rare_values(noshow_csv):
-    config = parse_config({**NOSHOW, "model": {"epochs": 3}, "privacy": {"epsilon": 4.0}})
-    table = _patients_subset(read_table(noshow_csv, config), "PatientId", 1_500, seed=2)
+def test_patient_level_dp_spends_at_most_its_budget_and_hides_rare_values(appointments_csv):
+    config = parse_config({**APPOINTMENTS, "model": {"epochs": 3}, "privacy": {"epsilon": 4.0}})
+    table = _patients_subset(read_table(appointments_csv, config), "PatientId", 1_500, seed=2)
     # One patient gets a neighbourhood no one else has: DP must never release it.
     lonely = table["PatientId"][0].as_py()
     hood = pc.if_else(pc.equal(table["PatientId"], lonely), "ONLY-ONE-PATIENT-LIVES-HERE", table["Neighbourhood"])

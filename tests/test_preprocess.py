@@ -167,3 +167,28 @@ def test_training_sample_keeps_patients_whole(prepared):
     counts = pl.from_arrow(train).group_by("patient_nbr").len()
     kept = pl.from_arrow(sample).group_by("patient_nbr").len()
     assert kept.join(counts, on="patient_nbr").filter(pl.col("len") != pl.col("len_right")).height == 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_written_out_row_index_is_dropped_and_unnamed_columns_named_before_the_gate(fmt, tmp_path):
+    """The R/pandas CSV shape (``,age,...``) and pandas' Parquet index: the GX gate sees stated names only."""
+    import pandas as pd
+
+    from tests.conftest import HEART_CSV
+
+    frame = pd.read_csv(HEART_CSV)
+    frame.insert(3, "", frame["site"].str.upper())  # an unnamed column that holds data
+    frame = frame[frame["age"] > 40]  # a filtered frame: its index has gaps
+    source = tmp_path / f"heart.{fmt}"
+    frame.to_csv(source) if fmt == "csv" else frame.to_parquet(source)
+    lines: list[str] = []
+    prepared = preprocess(
+        str(source), PipelineConfig.model_validate({"preprocess": {"workers": 1}}), tmp_path / "work", log=lines.append
+    )
+    assert prepared.gate.success, prepared.gate.summary()
+    stated = "unnamed_4" if fmt == "csv" else "unnamed_3"  # its position in the file: CSV writes the index first
+    assert prepared.schema.names == ["site", "age", "sex", stated, *frame.columns[4:]]
+    assert prepared.schema[stated].kind is ColumnKind.CATEGORICAL
+    assert prepared.rows == len(frame)
+    assert sum("holds row numbers" in line for line in lines) == 1
+    assert sum(f"called it {stated!r}" in line for line in lines) == 1

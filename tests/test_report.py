@@ -19,9 +19,9 @@ from synth.evaluation import evaluate
 from synth.holdout import split_holdout
 from synth.report.html import render_report, write_report
 from synth.schema import infer_schema
-from tests.conftest import SHARED_DATA
+from tests.conftest import DIABETES_CSV
 
-DIABETES = str(SHARED_DATA / "diabetes_130/diabetic_data.csv")
+DIABETES = str(DIABETES_CSV)
 # A third of the columns: SDMetrics' pair trends grow with the square of the column count.
 COLUMNS = [
     "encounter_id", "patient_nbr", "race", "gender", "age", "admission_type_id", "time_in_hospital",

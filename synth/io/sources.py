@@ -3,13 +3,15 @@
 Polars reads CSV (whole-file type inference, so a code column that turns to text after
 row 10,000 is still read as text); PyArrow datasets read Parquet with column pruning.
 Columns the config declares as identifiers are read as text: ids are labels, not
-numbers (the no-show ``PatientId`` looks like a float and must not be rounded).
+numbers (the no-show ``PatientId`` looks like a float and must not be rounded). Unnamed
+columns are named and a written-out row index is dropped (:mod:`synth.io.columns`).
 """
 
 from __future__ import annotations
 
 import glob
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -18,19 +20,26 @@ import pyarrow.dataset as ds
 
 from synth.config import ColumnKind, PipelineConfig
 from synth.errors import SourceError
+from synth.io.columns import ColumnNaming, name_columns
 from synth.io.uri import PARQUET_SUFFIXES, format_from_names
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 _DATE_PROBE_ROWS = 1_000
 
 
-def read_table(source: str | Path, config: PipelineConfig | None = None, columns: list[str] | None = None) -> pa.Table:
+def read_table(
+    source: str | Path,
+    config: PipelineConfig | None = None,
+    columns: list[str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> pa.Table:
     """Read the extract at ``source``.
 
     Args:
         source: a CSV or Parquet file, a folder of Parquet files, or a glob.
         config: read options and column declarations.
         columns: read only these columns (Parquet prunes them on disk).
+        log: told how unnamed columns were named and which row index was dropped.
 
     Raises:
         SourceError: the path does not exist, holds no data, or cannot be parsed.
@@ -38,7 +47,12 @@ def read_table(source: str | Path, config: PipelineConfig | None = None, columns
     config = config or PipelineConfig()
     paths = resolve_paths(source)
     fmt = format_from_names([p.name for p in paths], str(paths[0]), config.source.format)
-    table = _read_csv(paths, config) if fmt == "csv" else _read_parquet(paths, columns)
+    if fmt == "csv":
+        table, naming = _read_csv(paths, config)
+    else:
+        table, naming = _read_parquet(paths, columns, keep_row_index=config.source.row_index == "keep")
+    for note in naming.notes if log else ():
+        log(f"{source}: {note}")
     if columns is not None and fmt == "csv":
         missing = [c for c in columns if c not in table.column_names]
         if missing:
@@ -70,19 +84,21 @@ def resolve_paths(source: str | Path) -> list[Path]:
     return [path]
 
 
-def _read_parquet(paths: list[Path], columns: list[str] | None) -> pa.Table:
+def _read_parquet(paths: list[Path], columns: list[str] | None, keep_row_index: bool) -> tuple[pa.Table, ColumnNaming]:
     try:
         dataset = ds.dataset([str(p) for p in paths], format="parquet")
-        if columns is not None:
-            missing = [c for c in columns if c not in dataset.schema.names]
+        naming = name_columns(dataset.schema.names, [pl.scan_parquet(p) for p in paths], keep_row_index)
+        wanted = None if columns is None else naming.original(columns)
+        if wanted is not None:
+            missing = [c for c, w in zip(columns, wanted) if w not in dataset.schema.names]
             if missing:
                 raise SourceError(f"{paths[0].parent}: columns {missing} are not in the extract")
-        return dataset.to_table(columns=columns)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise SourceError(f"cannot read Parquet {paths[0]}: {exc}") from None
+        return naming.apply(dataset.to_table(columns=wanted)), naming
+    except (pa.ArrowInvalid, OSError, pl.exceptions.PolarsError) as exc:
+        raise SourceError(f"cannot read Parquet {paths[0]}: {_first_line(exc)}") from None
 
 
-def _read_csv(paths: list[Path], config: PipelineConfig) -> pa.Table:
+def _read_csv(paths: list[Path], config: PipelineConfig) -> tuple[pa.Table, ColumnNaming]:
     text_columns = {
         name: pl.String for name, col in config.columns.items() if col.kind is ColumnKind.IDENTIFIER
     }
@@ -101,12 +117,14 @@ def _read_csv(paths: list[Path], config: PipelineConfig) -> pa.Table:
             raise SourceError(f"cannot read CSV {path}: {_first_line(exc)}") from None
         if frame.width == 0 or frame.height == 0:
             raise SourceError(f"{path}: the CSV file is empty")
-        frames.append(parse_datetimes(frame, config))
+        frames.append(frame)
+    naming = name_columns(frames[0].columns, [f.lazy() for f in frames], config.source.row_index == "keep")
+    frames = [parse_datetimes(naming.apply_lazy(f.lazy()).collect(), config) for f in frames]
     try:
         frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
     except pl.exceptions.PolarsError as exc:
         raise SourceError(f"the CSV files under {paths[0].parent} do not share one layout: {_first_line(exc)}") from None
-    return frame.to_arrow().combine_chunks()
+    return frame.to_arrow().combine_chunks(), naming
 
 
 def parse_datetimes(frame: pl.DataFrame, config: PipelineConfig) -> pl.DataFrame:

@@ -6,6 +6,9 @@ Polars, Arrow and BLAS pools are held to one thread so ``n`` workers use ``n`` c
 On an existing cluster (``tcp://scheduler:8786``, e.g. Dask on Kubernetes) the workers
 must have this package installed and see the source and the work folder (shared storage
 or object-store URIs).
+
+The cluster's own INFO lines (scheduler start, nanny, worker registration, connections)
+are not the pipeline's progress: they are held back unless ``verbose`` is set.
 """
 
 from __future__ import annotations
@@ -34,37 +37,45 @@ def default_workers() -> int:
 
 
 @contextlib.contextmanager
-def dask_client(address: str | None = None, workers: int | None = None) -> Iterator[Client]:
-    """A client of the cluster at ``address``, or of a new local cluster of ``workers`` processes."""
-    if address:
-        with Client(address, timeout="30s") as client:
-            yield client
-        return
-    cluster = LocalCluster(
-        n_workers=workers or default_workers(),
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-        env=_ONE_THREAD,
-    )
-    try:
-        with Client(cluster) as client:
-            yield client
-    finally:
-        with _quiet("distributed"):  # workers' goodbyes race the scheduler's: harmless tracebacks
-            cluster.close()
+def dask_client(address: str | None = None, workers: int | None = None, verbose: bool = False) -> Iterator[Client]:
+    """A client of the cluster at ``address``, or of a new local cluster of ``workers`` processes.
+
+    Args:
+        address: an existing scheduler; a local cluster is started (and closed) when unset.
+        workers: worker processes of the local cluster (default: the CPU count, at most 8).
+        verbose: let Dask's and distributed's INFO lines through (warnings and errors always are).
+    """
+    with _quiet("distributed", logging.INFO if verbose else logging.WARNING):
+        if address:
+            with Client(address, timeout="30s") as client:
+                yield client
+            return
+        cluster = LocalCluster(
+            n_workers=workers or default_workers(),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.INFO if verbose else logging.ERROR,
+            env=_ONE_THREAD,
+        )
+        try:
+            with Client(cluster) as client:
+                yield client
+        finally:
+            with _quiet("distributed", logging.CRITICAL):  # workers' goodbyes race the scheduler's: harmless
+                cluster.close()
 
 
 @contextlib.contextmanager
-def _quiet(name: str) -> Iterator[None]:
+def _quiet(name: str, level: int) -> Iterator[None]:
+    """Log ``name`` (and its children) at ``level`` for the duration."""
     logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    previous = logger.level
+    logger.setLevel(level)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logger.setLevel(previous)
 
 
 def map_partitions(

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from synth.config import ColumnKind
 from synth.errors import SchemaError
-from synth.expectations import Outcome, validate_table
+from synth.expectations import ExpectationCrashed, Outcome, validate_table
 from synth.holdout import split_holdout
 from synth.io.atomic import atomic_path, write_json_atomic, write_parquet_atomic
 from synth.preprocess.partitions import Partition, read_partition
@@ -143,12 +143,17 @@ def clean_partition(partition: Partition, plan: CleanPlan) -> PartitionReport:
     """Conform, validate, split and write one partition; returns (and saves) its report."""
     root = Path(plan.clean_dir)
     raw = read_partition(partition, plan.schema.names)
-    parsed = _parse_dates(raw, plan.schema)
+    # Validated after conforming: every column has its schema type (values that do not fit are
+    # nulls, counted as cast failures), so a value check never meets a type it cannot handle.
+    table, cast_failures = conform(_parse_dates(raw, plan.schema), plan.schema)
     outcomes = None
     if partition.index in plan.validate:
-        outcomes, full = validate_table(parsed, plan.expectations)
+        try:
+            outcomes, full = validate_table(table, plan.expectations)
+        except ExpectationCrashed as crash:
+            write_json_atomic(root / "_validation" / REPORT.format(partition.index), crash.result)
+            raise
         write_json_atomic(root / "_validation" / REPORT.format(partition.index), full)
-    table, cast_failures = conform(parsed, plan.schema)
     train, holdout = split_holdout(
         table, plan.schema, plan.holdout_fraction, plan.seed, first_row=plan.first_rows[partition.index]
     )

@@ -8,6 +8,9 @@
 
 Partition *k* is always the same rows in the same order, so everything seeded per
 partition (samples, holdout for tables without a patient key) is reproducible.
+
+Unnamed columns are named and a written-out row index is dropped
+(:mod:`synth.io.columns`): while staging CSV, and as each Parquet partition is read.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from synth.config import ColumnKind, PipelineConfig
 from synth.errors import SourceError
 from synth.io import sql
 from synth.io.atomic import remove_stale_temporaries, write_parquet_atomic
+from synth.io.columns import ColumnNaming, name_columns
 from synth.io.uri import DataFile, file_format, files_fingerprint, filesystem, is_remote, is_sql, list_files
 
 RAW_PART = "raw-{:05d}.parquet"
@@ -37,6 +42,7 @@ class Partition:
     uri: str
     row_groups: tuple[int, ...]
     rows: int
+    naming: ColumnNaming = ColumnNaming()
 
 
 def plan_source(
@@ -48,7 +54,12 @@ def plan_source(
     files = list_files(source)
     if file_format(files, config.source.format) == "csv":
         return plan_files(_stage_csv(files, config, raw_dir, log), config.preprocess.partition_rows)
-    return plan_files([f.uri for f in files], config.preprocess.partition_rows)
+    uris = [f.uri for f in files]
+    try:
+        naming = _naming([_lazy(u) for u in uris], config, log)
+    except (pl.exceptions.PolarsError, pa.ArrowInvalid, OSError) as exc:
+        raise SourceError(f"cannot read Parquet {uris[0]}: {_first_line(exc)}") from None
+    return plan_files(uris, config.preprocess.partition_rows, naming)
 
 
 def source_fingerprint(source: str, config: PipelineConfig) -> str:
@@ -62,8 +73,8 @@ def source_fingerprint(source: str, config: PipelineConfig) -> str:
     return files_fingerprint(list_files(source))
 
 
-def plan_files(uris: list[str], partition_rows: int) -> list[Partition]:
-    """Group each Parquet file's row groups into partitions of about ``partition_rows`` rows."""
+def plan_files(uris: list[str], partition_rows: int, naming: ColumnNaming = ColumnNaming()) -> list[Partition]:
+    """Group each Parquet file's row groups into partitions of about ``partition_rows`` rows (read with ``naming``)."""
     partitions: list[Partition] = []
     for uri in uris:
         metadata = _metadata(uri)
@@ -73,22 +84,22 @@ def plan_files(uris: list[str], partition_rows: int) -> list[Partition]:
             groups.append(g)
             rows += metadata.row_group(g).num_rows
             if rows >= partition_rows:
-                partitions.append(Partition(len(partitions), uri, tuple(groups), rows))
+                partitions.append(Partition(len(partitions), uri, tuple(groups), rows, naming))
                 groups, rows = [], 0
         if groups or metadata.num_row_groups == 0:
-            partitions.append(Partition(len(partitions), uri, tuple(groups), rows))
+            partitions.append(Partition(len(partitions), uri, tuple(groups), rows, naming))
     if not any(p.rows for p in partitions):
         raise SourceError(f"the extract has no rows ({len(uris)} files)")
     return partitions
 
 
 def read_partition(partition: Partition, columns: list[str] | None = None) -> pa.Table:
-    """The partition's rows (only ``columns`` that the file has, when given)."""
+    """The partition's rows (only ``columns`` that the file has, when given), columns named as planned."""
     try:
         file = _open(partition.uri)
         available = set(file.schema_arrow.names)
-        wanted = None if columns is None else [c for c in columns if c in available]
-        return file.read_row_groups(list(partition.row_groups), columns=wanted)
+        wanted = None if columns is None else [c for c in partition.naming.original(columns) if c in available]
+        return partition.naming.apply(file.read_row_groups(list(partition.row_groups), columns=wanted))
     except (pa.ArrowInvalid, OSError) as exc:
         raise SourceError(f"cannot read Parquet {partition.uri}: {exc}") from None
 
@@ -107,6 +118,22 @@ def _open(uri: str) -> pq.ParquetFile:
     return pq.ParquetFile(uri.removeprefix("file://"), memory_map=True)
 
 
+def _lazy(uri: str) -> pl.LazyFrame:
+    """A Polars scan of one Parquet file, local or remote (columns are read only when asked for)."""
+    if is_remote(uri):
+        fs, path = filesystem(uri)
+        return pl.scan_pyarrow_dataset(ds.dataset(path, filesystem=fs, format="parquet"))
+    return pl.scan_parquet(uri.removeprefix("file://"))
+
+
+def _naming(files: list[pl.LazyFrame], config: PipelineConfig, log: Callable[[str], None]) -> ColumnNaming:
+    """How the files' columns are named: decided on all of them at once, so every part agrees."""
+    naming = name_columns(files[0].collect_schema().names(), files, config.source.row_index == "keep")
+    for note in naming.notes:
+        log(note)
+    return naming
+
+
 def _stage_csv(files: list[DataFile], config: PipelineConfig, raw_dir: Path, log: Callable[[str], None]) -> list[str]:
     """Stream CSV files into Parquet parts of ``partition_rows`` rows (bounded memory)."""
     if _staged(raw_dir):
@@ -114,19 +141,26 @@ def _stage_csv(files: list[DataFile], config: PipelineConfig, raw_dir: Path, log
     source = config.source
     text_columns = {name: pl.String for name, col in config.columns.items() if col.kind is ColumnKind.IDENTIFIER}
     _clear(raw_dir)
+
+    def scan(file: DataFile) -> pl.LazyFrame:
+        return pl.scan_csv(
+            file.uri,
+            separator=source.separator,
+            null_values=source.na_values or None,
+            infer_schema_length=None,
+            schema_overrides=text_columns or None,
+            encoding=source.encoding,
+        )
+
+    try:
+        naming = _naming([scan(f) for f in files], config, log)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise SourceError(f"cannot read CSV {files[0].uri}: {_first_line(exc)}") from None
     staged = []
     for n, file in enumerate(files):
         target = raw_dir / f".tmp-csv-{n:05d}"
         try:
-            scan = pl.scan_csv(
-                file.uri,
-                separator=source.separator,
-                null_values=source.na_values or None,
-                infer_schema_length=None,
-                schema_overrides=text_columns or None,
-                encoding=source.encoding,
-            )
-            scan.sink_parquet(pl.PartitionBy(target, max_rows_per_file=config.preprocess.partition_rows), mkdir=True)
+            naming.apply_lazy(scan(file)).sink_parquet(pl.PartitionBy(target, max_rows_per_file=config.preprocess.partition_rows), mkdir=True)
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise SourceError(f"cannot read CSV {file.uri}: {_first_line(exc)}") from None
         for k, part in enumerate(sorted(target.glob("*.parquet"))):

@@ -95,6 +95,7 @@ def preprocess(
     workers: int | None = None,
     dask_address: str | None = None,
     log: Log = print,
+    verbose: bool = False,
 ) -> Prepared:
     """Clean, validate and split ``source`` into a Parquet dataset under ``work_dir``.
 
@@ -105,6 +106,7 @@ def preprocess(
         workers: local Dask worker processes (``config.preprocess.workers`` when unset).
         dask_address: an existing Dask scheduler (``config.preprocess.dask_address`` when unset).
         log: progress lines (counts only).
+        verbose: also log the Dask cluster's own INFO lines (scheduler, workers).
 
     Returns:
         The clean dataset and the gate's verdict. A failed gate is not an exception here:
@@ -117,7 +119,7 @@ def preprocess(
     address = dask_address or config.preprocess.dask_address
     n_workers = workers or config.preprocess.workers
     log(f"{rows:,} rows in {len(partitions)} partitions; Dask {'at ' + address if address else 'local cluster'}")
-    with dask_client(address, n_workers and min(n_workers, len(partitions))) as client:
+    with dask_client(address, n_workers and min(n_workers, len(partitions)), verbose=verbose) as client:
         schema, expectations = _schema_and_suite(client, partitions, config, work, log)
         per_partition, row_counts = split_table_level(expectations)
         unique = tuple(e["kwargs"]["column"] for e in per_partition if e["type"] == UNIQUE)
