@@ -197,7 +197,9 @@ def _infer_kind(name: str, column: pa.ChunkedArray, config: PipelineConfig) -> C
         return _classify(dtype, name, distinct, non_null, config)
     if pa.types.is_dictionary(dtype):
         return ColumnKind.CATEGORICAL
-    raise SchemaError(f"unsupported Arrow type {dtype}; declare the column's kind or drop it")
+    if pa.types.is_null(dtype):
+        raise SchemaError(f"column {name!r} has no value in any row (Arrow type null): drop it, or read it as text")
+    raise SchemaError(f"column {name!r}: unsupported Arrow type {dtype}; declare the column's kind or drop it")
 
 
 def _classify_float(column: pa.ChunkedArray) -> ColumnKind:

@@ -192,3 +192,17 @@ def test_a_written_out_row_index_is_dropped_and_unnamed_columns_named_before_the
     assert prepared.rows == len(frame)
     assert sum("holds row numbers" in line for line in lines) == 1
     assert sum(f"called it {stated!r}" in line for line in lines) == 1
+
+
+def test_a_column_with_no_value_in_any_row_is_kept_as_empty_text(tmp_path):
+    """A SQL query or pandas types such a column ``null``: it stays a column (all missing), with one log line."""
+    source = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"a": list(range(60)), "b": ["x", "y", "z"] * 20, "empty": pa.nulls(60)}), source)
+    lines: list[str] = []
+    prepared = preprocess(
+        str(source), PipelineConfig.model_validate({"preprocess": {"workers": 1}}), tmp_path / "work", log=lines.append
+    )
+    assert prepared.gate.success
+    assert prepared.schema.names == ["a", "b", "empty"]
+    assert pa.types.is_string(prepared.schema["empty"].arrow) or pa.types.is_large_string(prepared.schema["empty"].arrow)
+    assert "column 'empty' has no value in any row: kept as an empty text column" in lines

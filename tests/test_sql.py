@@ -142,7 +142,7 @@ def test_sql_source_to_synthetic_table_round_trip(postgres, diabetes_csv, tmp_pa
     real = pl.read_csv(diabetes_csv, null_values=["?"], infer_schema_length=None).sample(1_500, seed=8)
     sql.write_table(engine, f"{schema}.admissions", [real.to_arrow()])
     (tmp_path / "config.yaml").write_text(
-        "entity_key: patient_nbr\ncolumns: {encounter_id: identifier}\nmodel: {epochs: 1}\n"
+        "entity_key: patient_nbr\ncolumns: {encounter_id: identifier}\nmodel: {epochs: 3}\n"
         "preprocess: {partition_rows: 1000, workers: 1}\n"
         "evaluation: {sample_rows: 500, distance_rows: 200, propensity_rows: 500, attack_rows: 100, "
         "attack_reference_rows: 1000, utility_rows: 500}\n"

@@ -81,11 +81,19 @@ def query_fingerprint(engine: sa.Engine, query: str) -> str:
 
 
 def read_batches(engine: sa.Engine, query: str, batch_rows: int = 500_000) -> Iterator[pa.Table]:
-    """Stream the query's rows as Arrow tables of at most ``batch_rows`` rows (server-side cursor)."""
+    """Stream the query's rows as Arrow tables of at most ``batch_rows`` rows (server-side cursor).
+
+    Each batch's types are inferred from all its rows (a text column that is empty for its
+    first hundred rows is still text); batches may still differ where one holds only
+    nulls, which readers unify (null promotes to the other batches' type).
+    """
     with _connect(engine, query) as conn:
         streaming = conn.execution_options(stream_results=True, max_row_buffer=batch_rows)
         try:
-            for frame in pl.read_database(sa.text(query), streaming, iter_batches=True, batch_size=batch_rows):
+            batches = pl.read_database(
+                sa.text(query), streaming, iter_batches=True, batch_size=batch_rows, infer_schema_length=None
+            )
+            for frame in batches:
                 if frame.height:
                     yield frame.to_arrow()
         except sa.exc.SQLAlchemyError as exc:
@@ -138,7 +146,7 @@ def write_table(engine: sa.Engine, name: str, tables: Iterable[pa.Table], mode: 
 
 def fetch_table(engine: sa.Engine, name: str) -> pa.Table:
     """A whole (small) table as Arrow, e.g. to check what :func:`write_table` wrote."""
-    return pa.concat_tables(list(read_batches(engine, query_of(name))))
+    return pa.concat_tables(list(read_batches(engine, query_of(name))), promote_options="permissive")
 
 
 def _insert(conn: sa.Connection, staging: sa.Table, table: pa.Table) -> int:

@@ -173,7 +173,7 @@ def _schema_and_suite(
             except (pa.ArrowInvalid, pa.ArrowTypeError):
                 check_unified(schemas, files)  # names the column and the two files that disagree
                 raise
-    raw_schema = check_unified(schemas, files)
+    raw_schema = _typed(check_unified(schemas, files), log)
     sample = finish_sample(sample, raw_schema)
     sample = parse_datetimes(pl.from_arrow(sample), config).to_arrow()
     schema = infer_schema(sample, config)
@@ -183,6 +183,20 @@ def _schema_and_suite(
         expectations = merge_suites(expectations, load_suite(config.validation.suite))
     write_json_atomic(work / "expectations.json", {"name": "synth-extract", "expectations": expectations})
     return schema, expectations
+
+
+def _typed(schema: pa.Schema, log: Log) -> pa.Schema:
+    """``schema`` with text in place of Arrow's null type: a column no partition has a value in.
+
+    A SQL query or a pandas-written Parquet file types such a column ``null``; kept as an
+    empty text column, it reaches the synthetic data as it is (all missing), as it does
+    from a CSV file, where Polars reads it as text.
+    """
+    for i, f in enumerate(schema):
+        if pa.types.is_null(f.type):
+            log(f"column {f.name!r} has no value in any row: kept as an empty text column")
+            schema = schema.set(i, f.with_type(pa.string()))
+    return schema
 
 
 def _clean_all(
