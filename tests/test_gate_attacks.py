@@ -143,3 +143,65 @@ def test_copying_training_rows_of_a_coarse_table_fails(coarse):
     assert "exact_copies" in _failed(metrics)
     check = next(c for c in metrics["gate"]["checks"] if c["name"] == "exact_copies")
     assert check["value"] > check["threshold"] > metrics["holdout_exact_collision_rate"]
+
+
+def _panel(folder) -> dict[str, str]:
+    """The Pima people followed over four waves (a panel survey): CSVs of a real, a holdout and a
+    "synthetic" third of the people, whose numeric ``person`` id inference takes for a number."""
+    rng = np.random.default_rng(0)
+    people = pl.read_csv(str(PIMA_CSV))
+    ids = rng.choice(10**9, people.height, replace=False) + 10**9
+    waves = pl.concat(
+        people.with_columns(person=pl.Series(ids), wave=pl.lit(w + 1), Age=pl.col("Age") + w,
+                            Glucose=pl.col("Glucose") + pl.Series(rng.integers(-3, 4, people.height)))
+        for w in range(4)
+    )
+    third = dict(zip(ids.tolist(), rng.permutation(np.arange(people.height) % 4).clip(max=2).tolist()))
+    waves = waves.with_columns(part=pl.col("person").replace_strict(third))
+    paths = {}
+    for k, name in enumerate(["real", "holdout", "synthetic"]):
+        paths[name] = str(folder / f"{name}.csv")
+        waves.filter(pl.col("part") == k).drop("part").write_csv(paths[name])
+    return paths
+
+
+def test_synth_evaluate_takes_the_entity_key_inference_misses(tmp_path):
+    from prefect.logging import disable_run_logger
+
+    from tasks.evaluate import evaluate_tables
+
+    paths = _panel(tmp_path)
+    found = {}
+    for key in (None, "person"):
+        config = parse_config({"entity_key": key, "evaluation": SMALL})
+        with disable_run_logger():
+            found[key] = evaluate_tables.fn(paths["real"], paths["synthetic"], config, str(tmp_path), paths["holdout"])
+    missed, declared = found[None], found["person"]
+    assert missed["entity_key"] is None and missed["membership_inference"]["unit"] == "row"
+    assert declared["entity_key"] == "person" and declared["entity_key_source"].startswith("declared")
+    assert declared["membership_inference"]["unit"] == "patient"
+    assert declared["propensity"]["split"] == "by patient"
+    # Other real people: by person the classifier finds nothing; by row it recognises people it was fitted on
+    # from their other waves, and the same clean data look twenty times worse than chance.
+    assert declared["pmse_ratio"] < 2 and missed["pmse_ratio"] > 10
+
+
+def test_other_patients_of_an_appointments_table_pass_by_patient():
+    # Patients with several appointments each (static attributes repeated on every row): every split,
+    # attack and count works on patients, and other real patients look like chance everywhere.
+    from tests.tables import appointments
+
+    frame = appointments(patients=4_000, seed=5).with_columns(
+        pl.col(c).str.to_datetime(time_zone="UTC") for c in ("ScheduledDay", "AppointmentDay")
+    )
+    config = parse_config({"evaluation": SMALL | {"sensitive": ["Hipertension", "Age"]}})
+    train, holdout, other, schema = _thirds(frame.to_arrow(), config)
+    assert schema.entity_key == "PatientId"
+    metrics = evaluate(train, other, schema, config.evaluation, seed=0, holdout=holdout)
+    assert metrics["gate"]["verdict"] == "pass", metrics["gate"]["reasons"]
+    attacks = metrics["membership_inference"]
+    assert attacks["unit"] == "patient" and attacks["member_patients"] == attacks["non_member_patients"] > 250
+    assert all(abs(attacks[k] - 0.5) < 0.06 for k in ("patient_distance_auc", "patient_density_auc"))
+    disclosure = metrics["attribute_disclosure"]
+    assert disclosure["unit"] == "patient" and abs(disclosure["max_advantage"]) < 0.06
+    assert metrics["propensity"]["split"] == "by patient" and metrics["pmse_ratio"] < 2.5

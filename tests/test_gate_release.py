@@ -84,3 +84,27 @@ def test_unknown_target_is_one_clear_line_and_exit_1(tmp_path):
     )
     assert result.exit_code == 1
     assert "missing.csv" in result.output
+
+
+@pytest.mark.slow
+def test_synth_evaluate_passes_other_real_people_given_a_holdout_and_the_entity_key(tmp_path):
+    from tests.test_gate_attacks import _panel
+
+    paths = _panel(tmp_path)
+    result = CliRunner().invoke(
+        app, ["evaluate", "--real", paths["real"], "--synthetic", paths["synthetic"], "--holdout", paths["holdout"],
+              "--entity-key", "person", "--output", str(tmp_path / "out")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "gate PASS" in " ".join(result.output.split())
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["entity_key"] == "person" and metrics["gate"]["summary"] == "PASS"
+    assert metrics["holdout"]["given"] is True and metrics["holdout"]["shared_patients"] == 0
+
+
+def test_entity_key_parameter_reaches_the_config():
+    from flows.parameters import EvaluateParameters
+
+    params = EvaluateParameters(real="r.csv", synthetic="s.csv", output="out", entity_key="person", holdout=" ")
+    assert params.overrides()["entity_key"] == "person" and params.holdout is None
+    assert "entity_key" not in EvaluateParameters(real="r", synthetic="s", output="o").overrides()
