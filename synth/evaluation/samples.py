@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+#: At most this many rows of one sampled patient: a patient with a thousand events must not
+#: outweigh the others in a row-level score, nor one patient fill an attack's budget.
+ROWS_PER_PATIENT = 20
+
 
 def sample_indices(rows: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """Sorted positions of ``min(size, rows)`` rows drawn without replacement."""
@@ -53,11 +57,6 @@ def outer_edges(values: np.ndarray, patients: np.ndarray | None, k: int) -> tupl
     low = ranked[first[min(k, len(first) - 1)]]
     high = ranked[len(ranked) - 1 - last[min(k, len(last) - 1)]]
     return float(low), float(high)
-
-
-#: At most this many rows of one sampled patient: a patient with a thousand events must not
-#: outweigh the others in a row-level score, nor one patient fill an attack's budget.
-ROWS_PER_PATIENT = 20
 
 
 def sample_patients(
