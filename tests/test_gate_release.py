@@ -86,7 +86,6 @@ def test_unknown_target_is_one_clear_line_and_exit_1(tmp_path):
     assert "missing.csv" in result.output
 
 
-@pytest.mark.slow
 def test_synth_evaluate_passes_other_real_people_given_a_holdout_and_the_entity_key(tmp_path):
     from tests.test_gate_attacks import _panel
 

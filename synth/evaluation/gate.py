@@ -139,7 +139,7 @@ def _exact_copies(metrics: dict, options: GateOptions, holdout: dict) -> dict:
         return _check(name, False, share, None, f"{UNKNOWN}: the holdout's rate of equal rows is no baseline")
     limit = baseline + allowance(baseline, n_synthetic, n_holdout, options.sampling_sigmas)
     copies = metrics.get("exact_collisions")
-    measured = (f"{label} {copies} of {n_synthetic:,} synthetic rows ({_pct(share)}), against the holdout's own "
+    measured = (f"{label} {_count(copies)} of {n_synthetic:,} synthetic rows ({_pct(share)}), against the holdout's own "
                 f"{_pct(baseline)} + {options.sampling_sigmas:g} standard errors = limit {_pct(limit)}")
     if share <= limit:
         return _check(name, True, share, limit, f"{measured}: within it")
@@ -222,6 +222,10 @@ def _known(value) -> bool:
 
 def _number(value) -> float:
     return float(value)
+
+
+def _count(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else _fmt(value)
 
 
 def _pct(share: float) -> str:
