@@ -94,6 +94,7 @@ def _run_generate(source, output, config, **overrides) -> None:
     if releases(metrics["gate"]):
         console.print(
             f"[green]done:[/green] {metrics['rows']:,} synthetic rows in {Path(output) / 'synthetic'}; "
+            f"gate {metrics['gate'].get('summary', 'PASS')}; "
             f"quality {metrics['quality_score']:.3f}; exact copies {metrics['exact_collisions']}; "
             f"report {Path(output) / 'report.html'}"
         )
@@ -107,11 +108,16 @@ def evaluate(
     output: Annotated[Path, typer.Option(help="output folder for metrics.json and report.html")],
     holdout: Annotated[
         Optional[str],
-        typer.Option(help="real rows the generator never saw (default: a seeded split of --real, stated)"),
+        typer.Option(help="real rows the generator never saw; without them the gate cannot pass (closeness and "
+                     "membership are judged against a split of --real, which the generator may have seen)"),
     ] = None,
     model: Annotated[Optional[Path], typer.Option(help="model folder: its schema and ε are used")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML config (read options, evaluation, gate)")] = None,
     target: Annotated[Optional[str], typer.Option(help="column for the TSTR utility check")] = None,
+    entity_key: Annotated[
+        Optional[str],
+        typer.Option(help="the patient identifier column (default: inferred as `synth run` does, or the model's)"),
+    ] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
 ) -> None:
     """Judge any synthetic table against a real one: metrics, report and the release gate."""
@@ -127,12 +133,13 @@ def evaluate(
             EvaluateParameters(
                 real=real, synthetic=synthetic, output=str(output), holdout=holdout,
                 model=str(model) if model else None, config_path=str(config) if config else None,
-                target=target, seed=seed,
+                target=target, entity_key=entity_key, seed=seed,
             )
         )
     if metrics["gate"]["verdict"] == "pass":
         console.print(
-            f"[green]gate passed:[/green] quality {metrics['quality_score']:.3f}; exact copies "
+            f"[green]gate {metrics['gate'].get('summary', 'PASS')}:[/green] quality {metrics['quality_score']:.3f}; "
+            "exact copies "
             f"{metrics['exact_collisions']}; MIA AUC {metrics['mia_auc']:.3f}; report {output / 'report.html'}"
         )
     _exit_on_failed_gate(metrics, output, released=False)
@@ -152,7 +159,8 @@ def _exit_on_failed_gate(metrics: dict, output, released: bool) -> None:
     if releases(gate):  # not enforced
         colour = "yellow"
         released_anyway = " released anyway." if released else ""
-        console.print(f"[yellow]release gate FAILED, not enforced (gate.enforce: false):[/yellow]{released_anyway} {report}")
+        console.print(f"[yellow]release gate FAILED, not enforced (gate.enforce: false; reason: {gate.get('reason')}):"
+                      f"[/yellow]{released_anyway} {report}")
     else:
         colour = "red"
         kept = " The synthetic data were NOT released." if released else ""

@@ -83,13 +83,27 @@ class EvaluateParameters(BaseModel):
     synthetic: str = Field(description="the synthetic table: CSV/Parquet file, folder or glob")
     output: str = Field(description="output folder for metrics.json and report.html")
     holdout: str | None = Field(
-        default=None, description="real rows the generator never saw (default: a seeded split of the real table)"
+        default=None,
+        description="real rows the generator never saw; without it the gate cannot pass "
+        "(a seeded split of the real table stands in, and the generator may have seen it)",
     )
     model: str | None = Field(default=None, description="model folder whose schema and privacy budget are used")
     config_path: str | None = Field(default=None, description="YAML config: read options, evaluation and gate")
     target: str | None = Field(default=None, description="column for the TSTR utility check")
+    entity_key: str | None = Field(
+        default=None, description="the patient identifier column, when schema inference does not find it"
+    )
     seed: int | None = Field(default=None, description="seed for every sample and model")
+
+    @field_validator("holdout", "model", "config_path", "target", "entity_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     def overrides(self) -> dict:
         """The config sections these parameters override."""
-        return {"evaluation": {"target": self.target}, **({"seed": self.seed} if self.seed is not None else {})}
+        return {
+            "evaluation": {"target": self.target},
+            **({"entity_key": self.entity_key} if self.entity_key is not None else {}),
+            **({"seed": self.seed} if self.seed is not None else {}),
+        }

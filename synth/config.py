@@ -178,19 +178,73 @@ class EvaluationOptions(_Strict):
 
 
 class GateOptions(_Strict):
-    """The release gate: synthetic data reach the release folder only if every check passes."""
+    """The release gate: synthetic data reach the release folder only if every check passes.
 
-    max_exact_copies: Annotated[int, Field(ge=0)] = Field(default=0, description="synthetic rows equal to a real row")
+    Each threshold's default is the strictest the checks support; a looser one, or
+    ``enforce: false``, needs a ``reason``, which the verdict, the report, metrics.json and
+    manifest.json repeat.
+    """
+
+    sampling_sigmas: Annotated[float, Field(ge=1, le=10)] = Field(
+        default=3.0,
+        description="sampling-noise allowance, in standard errors, of the checks that compare a synthetic share "
+        "with the holdout's (exact copies, closeness tail, holdout overlap); 3 fails a faithful generator about "
+        "once in 740 runs per check",
+    )
     dcr_tolerance: Annotated[float, Field(ge=0, lt=1)] = Field(
         default=0.1,
         description="fail if median synthetic DCR < median holdout DCR x (1 - tolerance)",
     )
-    max_mia_auc: Annotated[float, Field(ge=0.5, le=1)] = Field(default=0.6, description="membership-inference AUC")
+    dcr_quantile: Annotated[float, Field(gt=0, le=0.5)] = Field(
+        default=0.05,
+        description="closeness tail: the share of synthetic rows at most as far from a training row as this "
+        "quantile of the holdout's distances may exceed the holdout's own share by sampling noise only",
+    )
+    max_mia_auc: Annotated[float, Field(ge=0.5, le=1)] = Field(
+        default=0.6, description="membership-inference AUC, two-sided (max of AUC and 1 - AUC), rows and patients"
+    )
     min_quality: Annotated[float, Field(ge=0, le=1)] = Field(default=0.7, description="SDMetrics quality score")
     enforce: bool = Field(
         default=True,
-        description="false: report the verdict but release whatever it says (only for data that is already public)",
+        description="false: report the verdict but release whatever it says (only for data that is already public; "
+        "needs a reason)",
     )
+    reason: str | None = Field(
+        default=None,
+        description="why the gate is not enforced or a threshold is looser than its default (required then)",
+    )
+
+    def relaxed(self) -> list[str]:
+        """The settings looser than their defaults, as ``"name value (default d)"``."""
+        defaults = GateOptions.model_fields
+        looser = []
+        for name, wider in _LOOSER.items():
+            value, default = getattr(self, name), defaults[name].default
+            if wider(value, default):
+                looser.append(f"{name} {value:g} (default {default:g})")
+        return looser
+
+    @model_validator(mode="after")
+    def _overrides_need_a_reason(self) -> GateOptions:
+        if self.reason is not None and not self.reason.strip():
+            raise ValueError("reason is empty: say why the gate is relaxed, or remove reason")
+        overrides = (["enforce false"] if not self.enforce else []) + self.relaxed()
+        if overrides and self.reason is None:
+            raise ValueError(
+                f"{', '.join(overrides)} relaxes the release gate: add gate.reason saying why "
+                "(it is printed in the verdict, the report, metrics.json and manifest.json)"
+            )
+        return self
+
+
+#: How each gate threshold becomes looser than its default.
+_LOOSER = {
+    "sampling_sigmas": lambda value, default: value > default,
+    "dcr_tolerance": lambda value, default: value > default,
+    "dcr_quantile": lambda value, default: value > default,  # a wider tail allows more noise (sqrt(q(1-q)))
+    "max_mia_auc": lambda value, default: value > default,
+    "min_quality": lambda value, default: value < default,
+}
 
 
 class EntityOptions(_Strict):
@@ -340,5 +394,5 @@ def _describe(exc: ValidationError, origin: str) -> str:
         if err["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown setting")
         else:
-            lines.append(f"{where}: {err['msg']}")
+            lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     return f"{origin}: " + "; ".join(lines)

@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from synth.artifact import read_json
 from synth.config import PipelineConfig
+from synth.errors import ConfigError
 from synth.evaluation import evaluate
 from synth.evaluation.gate import releases
 from synth.evaluation.samples import sample_table
@@ -27,7 +28,8 @@ from tasks.user_errors import retry_unless_user_error
 
 HEADLINE = [
     "rows", "quality_score", "validity", "correlation_similarity", "pmse", "pmse_ratio", "exact_collisions",
-    "dcr_median", "dcr_holdout_median", "nndr_median", "mia_auc", "utility_ratio", "epsilon",
+    "holdout_exact_collisions", "dcr_median", "dcr_holdout_median", "nndr_median", "mia_auc", "utility_ratio",
+    "epsilon",
 ]
 PROFILE_ROWS = 20_000
 
@@ -71,19 +73,37 @@ def evaluate_tables(
     """Metrics and gate verdict for any pair of tables (synthetic data made elsewhere too).
 
     The schema is the model's (``model_dir``) or inferred from the real table with the
-    config. Without a holdout, a seeded split of the real table stands in (stated in
-    ``holdout_source``).
+    config, as ``synth run`` infers it: the entity key is the config's ``entity_key``
+    (``--entity-key``) or the repeating identifier inference finds (``entity_key_source``
+    says which). Without a holdout, a seeded split of the real table stands in (stated in
+    ``holdout_source``) and the gate cannot pass.
+
+    Raises:
+        ConfigError: the entity key given differs from the model's.
     """
     if model_dir:
         schema = Schema.from_json((Path(model_dir) / "schema.json").read_text())
+        if config.entity_key is not None and config.entity_key != schema.entity_key:
+            raise ConfigError(
+                f"entity key {config.entity_key!r} differs from the model's ({schema.entity_key!r}, in "
+                f"{Path(model_dir) / 'schema.json'}); leave --entity-key out to use the model's"
+            )
         real = read_table(real_path, config, columns=schema.names)
+        key_source = "the model's schema"
     else:
         real = read_table(real_path, config)
         schema = infer_schema(real, config)
+        key_source = "declared (entity_key, --entity-key)" if config.entity_key else "inferred from the real table"
+    get_run_logger().info(
+        f"entity key: {schema.entity_key} ({key_source})" if schema.entity_key else
+        "no entity key: every row is taken for a different person; if people have several rows, "
+        "name their identifier (--entity-key) or the attacks and pMSE will be misled"
+    )
     synthetic = read_table(synthetic_path, config)
     holdout = read_table(holdout_path, config) if holdout_path else None
     metrics = evaluate(real, synthetic, schema, config.evaluation, seed=config.seed, holdout=holdout, gate=config.gate,
                        constraints=config.constraints)
+    metrics["entity_key_source"] = key_source if schema.entity_key else None
     if model_dir:
         metrics |= _training_facts(model_dir)
     else:
@@ -111,8 +131,7 @@ def publish_results(metrics: dict, output_dir: str) -> str:
     create_markdown_artifact(
         key="synthetic-summary",
         markdown="\n".join(
-            ["# Synthetic data summary", "", f"**Release gate: {gate['verdict'].upper()}**"
-             + ("" if gate.get("enforced", True) else " (not enforced: `gate.enforce: false`)"), ""]
+            ["# Synthetic data summary", "", f"**Release gate: {gate.get('summary', gate['verdict'].upper())}**", ""]
             + [f"- {reason}" for reason in gate["reasons"]]
             + ["", f"Report: `{report.resolve()}`", ""]
             + [f"- **{k}**: {metrics.get(k)}" for k in HEADLINE]
@@ -137,10 +156,10 @@ def release_synthetic(sampled: SampleResult, release_dir: str, metrics: dict) ->
     if releases(gate):
         replace_dir(sampled.folder, release_dir)
         if gate["verdict"] == "pass":
-            logger.info(f"gate passed: released {sampled.rows:,} rows to {release_dir}")
+            logger.info(f"gate {gate.get('summary', 'PASS')}: released {sampled.rows:,} rows to {release_dir}")
         else:
-            logger.warning(f"gate FAILED but not enforced (gate.enforce: false): released {sampled.rows:,} rows "
-                           f"to {release_dir}: " + "; ".join(gate["reasons"]))
+            logger.warning(f"gate FAILED but not enforced (gate.enforce: false; reason: {gate.get('reason')}): "
+                           f"released {sampled.rows:,} rows to {release_dir}: " + "; ".join(gate["reasons"]))
         return release_dir
     shutil.rmtree(sampled.folder, ignore_errors=True)
     shutil.rmtree(release_dir, ignore_errors=True)
@@ -175,6 +194,7 @@ def _log(metrics: dict) -> None:
     get_run_logger().info(
         f"quality {metrics['quality_score']:.3f}; exact copies {metrics['exact_collisions']}; "
         f"DCR median {metrics['dcr_median']:.4f} (holdout {metrics['dcr_holdout_median']:.4f}); "
-        f"MIA AUC {metrics['mia_auc']:.3f}; gate {gate['verdict'].upper()}"
+        f"closeness tail {(metrics.get('distance') or {}).get('dcr_tail_share', float('nan')):.3f}; "
+        f"MIA AUC {metrics['mia_auc']:.3f}; gate {gate.get('summary', gate['verdict'].upper())}"
         + (f": {'; '.join(gate['reasons'])}" if gate["reasons"] else "")
     )

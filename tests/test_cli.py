@@ -109,6 +109,11 @@ def test_demo_writes_synthetic_parquet_with_the_extracts_columns_and_types(tmp_p
     # The demo's gate is reported, not enforced (public data, 97 patients): it always releases.
     assert done.returncode == 0, done.stderr
     assert metrics["gate"]["enforced"] is False
+    # Not enforcing needs a stated reason, and it travels with the verdict: metrics, manifest, report, console.
+    assert metrics["gate"]["summary"].startswith("NOT ENFORCED: demo on the public MIMIC-III demo extract")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["gate"]["release"]["reason"] == metrics["gate"]["reason"] and "public" in metrics["gate"]["reason"]
+    assert "demo on the public MIMIC-III demo extract" in (out / "report.html").read_text()
     extract = build_episode_table(DEMO_DATA_DIR)
     parts = sorted((out / "synthetic").glob("part-*.parquet"))
     assert parts and all(pq.read_schema(p) == extract.schema for p in parts)

@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 
 from synth.config import parse_config
-from synth.evaluation.correlation import correlation_ratio, correlation_scores, cramers_v
-from synth.evaluation.encoding import Encoded, encode
+from synth.evaluation.correlation import association_matrices, correlation_ratio, correlation_scores, cramers_v
+from synth.evaluation.encoding import Encoded, Layout, encode
 from synth.schema import infer_schema
 from tests.conftest import HEART_CSV
 
@@ -67,3 +67,25 @@ def test_pearson_entry_matches_numpy(heart):
     x, y = real.numeric[:, i], real.numeric[:, j]
     both = ~(np.isnan(x) | np.isnan(y))
     assert pearson[i, j] == pytest.approx(np.corrcoef(x[both], y[both])[0, 1])
+
+
+def test_spearman_known_values():
+    # y = x^3 is monotone: Spearman's rho is exactly 1 while Pearson's r is not. A synthetic y = exp(x) keeps
+    # every rank (Spearman similarity 1, Pearson not); a reversed y turns rho into -1: similarity
+    # 1 - |1 - (-1)| / 2 = 0.
+    layout = Layout(numeric=("x", "y"), categorical=(), levels=())
+    x = np.linspace(-2, 2, 201)
+    codes = np.zeros((len(x), 0), dtype=np.int32)
+    real = Encoded(np.column_stack([x, x**3]), codes)
+    pearson, spearman, _ = association_matrices(layout, real)
+    assert spearman[0, 1] == pytest.approx(1.0) and pearson[0, 1] < 0.95
+    same_ranks = correlation_scores(layout, real, Encoded(np.column_stack([x, np.exp(x)]), codes))[0]["correlation"]
+    assert same_ranks["spearman_similarity"] == pytest.approx(1.0)
+    r_real, r_synthetic = np.corrcoef(x, x**3)[0, 1], np.corrcoef(x, np.exp(x))[0, 1]
+    assert same_ranks["pearson_similarity"] == pytest.approx(1 - abs(r_real - r_synthetic) / 2)
+    assert same_ranks["pearson_similarity"] < 0.995
+    reversed_ranks = correlation_scores(layout, real, Encoded(np.column_stack([x, -x]), codes))[0]["correlation"]
+    assert reversed_ranks["spearman_similarity"] == pytest.approx(0.0)
+    # Ties take their mean rank: rho of (1, 2, 2, 3) with (1, 2, 3, 4) is 0.9487 (= r of 1, 2.5, 2.5, 4 and 1..4).
+    tied = Encoded(np.array([[1.0, 1], [2, 2], [2, 3], [3, 4]]), np.zeros((4, 0), dtype=np.int32))
+    assert association_matrices(layout, tied)[1][0, 1] == pytest.approx(np.corrcoef([1, 2.5, 2.5, 4], [1, 2, 3, 4])[0, 1])

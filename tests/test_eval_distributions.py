@@ -53,11 +53,15 @@ def test_plots_hide_extremes_and_rare_categories(heart):
     layout, (a, b) = encode(schema, table, table)
     _, figures = distribution_scores(layout, a, b, suppress_below=10)
     chol = a.numeric[:, layout.numeric.index("chol")]
-    edges = figures["chol"]["edges"]
-    # An edge is never one patient's extreme value: at least 10 real values lie at or beyond each.
+    edges = np.array(figures["chol"]["edges"])
+    # Every edge is on a public grid (a multiple of a nice step), never a real value read off the data...
+    step = edges[1] - edges[0]
+    assert step in (5.0, 10.0, 20.0, 25.0) and np.allclose(edges / step, np.round(edges / step))
+    assert np.allclose(np.diff(edges), step)
+    # ... and the end bins, which hold the folded tails, each hold at least 10 real values.
     chol = chol[~np.isnan(chol)]
-    assert (chol <= edges[0]).sum() >= 10 and (chol >= edges[-1]).sum() >= 10
-    assert edges[-1] < chol.max()
+    assert (chol < edges[1]).sum() >= 10 and (chol >= edges[-2]).sum() >= 10
+    assert edges[-1] < chol.max()  # the outliers are folded in, not drawn
     site = figures["site"]
     counts = dict(zip(*np.unique(a.codes[:, layout.categorical.index("site")], return_counts=True)))
     assert site["categories"][-1] == OTHER_LABEL
@@ -76,5 +80,5 @@ def test_small_counts_are_counted_in_patients_when_known():
     by_patients = distribution_scores(layout, real, real, suppress_below=10, patients=patients)[1]
     assert "private" in by_rows["ward"]["categories"]  # 40 rows: shown when counting rows...
     assert "private" not in by_patients["ward"]["categories"]  # ... but they are one patient
-    assert by_rows["lab"]["edges"][-1] == 200.0
-    assert by_patients["lab"]["edges"][-1] < 200.0  # the axis stops before that one patient's value
+    assert by_rows["lab"]["edges"][-2] <= 200.0 < by_rows["lab"]["edges"][-1]  # 200 has a bin of its own...
+    assert by_patients["lab"]["edges"][-1] < 200.0  # ... but the axis stops before that one patient's value

@@ -44,3 +44,33 @@ def test_representation_and_gaps_on_real_data():
 def test_needs_protected_columns_and_a_categorical_target():
     assert "skipped" in fairness_scores(None, [], None, None, None, 10)["fairness"]
     assert "skipped" in fairness_scores(None, ["Age"], None, None, None, 10)["fairness"]
+
+
+def test_small_groups_are_counted_in_patients():
+    # Group "b" has 30 holdout rows but they are one patient's: with patients known it is too small to
+    # report on (suppress_below 10), so only group "a" (30 patients) is compared.
+    from synth.evaluation.encoding import Encoded, Layout
+    from synth.evaluation.utility import Predictions
+
+    layout = Layout(numeric=(), categorical=("sex", "y"), levels=(("a", "b"), ("0", "1")))
+    codes = np.column_stack([np.repeat([1, 2], 30), np.tile([1, 2], 30)]).astype(np.int32)
+    holdout = Encoded(np.zeros((60, 0)), codes)
+    truth = codes[:, 1]
+    predicted = np.where(codes[:, 0] == 1, truth, 3 - truth)  # right for "a", always wrong for "b"
+    patients = np.r_[np.arange(30), np.full(30, 30)]
+    for who, groups in ((None, 2), (patients, 1)):
+        predictions = Predictions(holdout, truth, predicted, truth, classification=True, holdout_patients=who)
+        gaps = fairness_scores(layout, ["sex"], predictions, holdout, holdout, 10)["fairness"]["sex"]["tstr"]
+        assert gaps["groups"] == groups
+        assert gaps["equalized_odds_difference"] == (1.0 if groups == 2 else 0.0)
+
+
+def test_numeric_groups_are_named_by_rounded_cuts():
+    table = pl.read_csv(PIMA).to_arrow()
+    layout, (train, holdout) = encoded_split(table, 600)
+    _, predictions = utility_scores(layout, "Outcome", train, holdout, train, 10_000, np.random.default_rng(0))
+    shares = fairness_scores(layout, ["BMI"], predictions, train, train, 10)["fairness"]["BMI"]["representation"]
+    # BMI's quartiles (27.1, 31.9, 36.125 in this sample) are real values; the labels show them on a grid of
+    # 2 (a nice step near a twentieth of the 5-95% spread, 21.8 to 44).
+    intervals = [label for label in shares if label.startswith("[")]
+    assert intervals == ["[-inf, 28)", "[28, 32)", "[32, 36)", "[36, inf)"]

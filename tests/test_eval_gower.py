@@ -86,3 +86,11 @@ def test_fewer_reference_rows_than_k():
     r = Encoded(np.array([[1.0]]), np.zeros((1, 0), dtype=np.int32))
     distances, indices = nearest(q, r, GowerScale.fit(q, r), k=2)
     assert distances[0, 0] == 1.0 and np.isinf(distances[0, 1]) and indices[0, 1] == -1
+
+
+def test_values_beyond_the_real_range_count_as_at_its_end():
+    # Range 0..10 from the real rows; a synthetic 1000 is 1 (not 99) from 0 and 0 from 10.
+    real = Encoded(np.array([[0.0], [10.0]]), np.zeros((2, 0), dtype=np.int32))
+    synthetic = Encoded(np.array([[1_000.0], [5.0]]), np.zeros((2, 0), dtype=np.int32))
+    matrix = gower_matrix(synthetic, real, GowerScale.fit(real))
+    assert matrix.tolist() == [[1.0, 0.0], [0.5, 0.5]]

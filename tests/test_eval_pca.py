@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from synth.config import parse_config
-from synth.evaluation.encoding import Encoded, encode
+from synth.evaluation.encoding import Encoded, Layout, encode
 from synth.evaluation.pca import pca_scores
 from synth.schema import infer_schema
 from tests.conftest import breast_cancer_table
@@ -50,3 +50,25 @@ def test_density_grid_blanks_sparse_cells(wisconsin):
     cells = np.array(grid["real"]) * len(real)
     shown = cells[cells > 0]
     assert len(shown) and shown.min() >= 10 - 1e-6
+
+
+def _pair(r: float, z1: np.ndarray, z2: np.ndarray) -> Encoded:
+    """Two columns with sample correlation exactly ``r`` and equal variances."""
+    return Encoded(np.column_stack([z1, r * z1 + np.sqrt(1 - r * r) * z2]), np.zeros((len(z1), 0), dtype=np.int32))
+
+
+def test_known_explained_variance_and_similarity():
+    # Standardised x and y with correlation r have principal axes (1, 1) and (1, -1) with variances 1 + r
+    # and 1 - r: explained shares (1 + r) / 2 and (1 - r) / 2. Synthetic rows with correlation s (same
+    # scale) spread (1 + s) / 2 and (1 - s) / 2 along those axes, so the similarity is 1 - |r - s|.
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(2_000, 2))
+    z -= z.mean(axis=0)
+    z1 = z[:, 0] / np.linalg.norm(z[:, 0])
+    z2 = z[:, 1] - (z[:, 1] @ z1) * z1  # orthogonal to z1, same norm
+    z2 /= np.linalg.norm(z2)
+    layout = Layout(numeric=("x", "y"), categorical=(), levels=())
+    metrics, _ = pca_scores(layout, _pair(0.8, z1, z2), _pair(0.2, z1, z2), seed=0)
+    assert metrics["pca"]["explained_variance_real"] == pytest.approx([0.9, 0.1], abs=1e-5)
+    assert metrics["pca"]["explained_variance_synthetic"] == pytest.approx([0.6, 0.4], abs=1e-5)
+    assert metrics["pca_similarity"] == pytest.approx(1 - abs(0.8 - 0.2))

@@ -8,7 +8,7 @@ import pytest
 
 from synth.config import parse_config
 from synth.evaluation.encoding import Encoded, encode
-from synth.evaluation.utility import utility_scores
+from synth.evaluation.utility import utility_ratio, utility_scores
 from synth.schema import infer_schema
 from tests.conftest import DIABETES_CSV, PIMA_CSV, encoded_split
 
@@ -45,7 +45,9 @@ def test_labels_shuffled_give_chance():
                                 np.random.default_rng(0))
     assert metrics["trtr"]["auc"] > 0.95  # the medication columns give it away
     assert abs(metrics["tstr"]["auc"] - 0.5) < 0.06
-    assert metrics["utility_ratio"] < 0.6
+    # Chance keeps none of the real model's skill: (AUC - 0.5) / (AUC_TRTR - 0.5) ~ 0, not AUC / AUC_TRTR ~ 0.5.
+    assert abs(metrics["utility_ratio"]) < 0.13
+    assert metrics["utility_ratio"] == pytest.approx((metrics["tstr"]["auc"] - 0.5) / (metrics["trtr"]["auc"] - 0.5))
 
 
 def test_numeric_target_reports_r2(pima):
@@ -55,3 +57,12 @@ def test_numeric_target_reports_r2(pima):
     assert set(metrics["tstr"]) == {"r2", "mae"}
     assert metrics["tstr"]["r2"] == pytest.approx(metrics["trtr"]["r2"])
     assert not predictions.classification
+
+
+def test_utility_ratio_is_the_share_of_skill_above_chance():
+    assert utility_ratio(0.7, 0.9, classification=True) == pytest.approx(0.5)  # (0.7 - 0.5) / (0.9 - 0.5)
+    assert utility_ratio(0.5, 0.9, classification=True) == 0.0
+    assert utility_ratio(0.9, 0.9, classification=True) == 1.0
+    assert utility_ratio(0.3, 0.6, classification=False) == pytest.approx(0.5)  # R^2: chance is 0
+    assert utility_ratio(0.6, 0.5, classification=True) is None  # the real model is no better than chance
+    assert utility_ratio(None, 0.9, classification=True) is None

@@ -8,26 +8,61 @@ import pytest
 
 from synth.config import GateOptions, parse_config
 from synth.errors import ConfigError
-from synth.evaluation.gate import gate_verdict
+from synth.evaluation.gate import allowance, gate_verdict
 
-SAFE = {"exact_collisions": 0, "dcr_median": 0.10, "dcr_holdout_median": 0.10, "mia_auc": 0.52, "quality_score": 0.85}
+HOLDOUT = {"given": True, "holdout_match_rate": 0.0, "real_duplicate_rate": 0.0, "holdout_rows": 2_000,
+           "real_rows": 8_000}
+DISTANCE = {"synthetic_rows": 10_000, "holdout_rows": 10_000, "tail_quantile": 0.05, "dcr_tail_share": 0.05,
+            "dcr_holdout_tail_share": 0.05}
+SAFE = {
+    "rows": 10_000, "holdout_rows": 2_000, "holdout": HOLDOUT, "exact_collisions": 0, "exact_collision_rate": 0.0,
+    "holdout_exact_collision_rate": 0.0, "dcr_median": 0.10, "dcr_holdout_median": 0.10, "distance": DISTANCE,
+    "mia_auc": 0.52, "membership_inference": {"distance_auc": 0.52, "density_auc": 0.49}, "quality_score": 0.85,
+}
+NAMES = ["holdout", "exact_copies", "closeness", "closeness_tail", "membership_inference", "quality"]
 
 
 def test_safe_metrics_pass():
     verdict = gate_verdict(SAFE)
-    assert verdict["verdict"] == "pass" and verdict["reasons"] == []
-    assert [c["name"] for c in verdict["checks"]] == ["exact_copies", "closeness", "membership_inference", "quality"]
+    assert verdict["verdict"] == "pass" and verdict["reasons"] == [] and verdict["summary"] == "PASS"
+    assert [c["name"] for c in verdict["checks"]] == NAMES
 
 
 def test_each_failure_says_which_check_and_by_how_much():
-    metrics = SAFE | {"exact_collisions": 3, "dcr_median": 0.05, "mia_auc": 0.71, "quality_score": 0.62}
+    metrics = SAFE | {"exact_collisions": 3, "exact_collision_rate": 3e-4, "dcr_median": 0.05,
+                      "distance": DISTANCE | {"dcr_tail_share": 0.24}, "mia_auc": 0.71, "quality_score": 0.62}
     verdict = gate_verdict(metrics)
-    assert verdict["verdict"] == "fail"
+    assert verdict["verdict"] == "fail" and verdict["summary"] == "FAIL"
     reasons = verdict["reasons"]
-    assert reasons[0] == "exact copies of real rows 3 exceeds the limit 0 by 3"
+    # 0% + 3 * sqrt(1/2000 * (1 - 1/2000) * (1/10000 + 1/2000)) = 0.164%: the holdout cannot resolve less.
+    metrics |= {"exact_collisions": 30, "exact_collision_rate": 3e-3}
+    reasons = gate_verdict(metrics)["reasons"]
+    assert reasons[0] == ("exact copies of real rows 30 of 10,000 synthetic rows (0.3%), against the holdout's own "
+                          "0% + 3 standard errors = limit 0.164%: exceeds it by 0.136%")
     assert "0.05 is below holdout baseline 0.1 x (1 - 0.1) = 0.09 by 0.04" in reasons[1]
-    assert reasons[2] == "membership-inference AUC 0.71 exceeds the limit 0.6 by 0.11"
-    assert reasons[3] == "quality score 0.62 is below the floor = 0.7 by 0.08"
+    # 0.05 + 3 * sqrt(0.05 * 0.95 * (1/10000 + 1/10000)) = 0.05925
+    assert reasons[2].startswith("24% of synthetic rows are at most as far from a training row as the holdout's 5% "
+                                 "quantile distance, against the holdout's own 5% + 3 standard errors = limit 5.92%")
+    assert reasons[3] == "membership-inference AUC (distance attack) 0.71 exceeds the limit 0.6 by 0.11"
+    assert reasons[4] == "quality score 0.62 is below the floor = 0.7 by 0.08"
+
+
+def test_tail_allowance_is_the_standard_error_of_two_shares():
+    assert allowance(0.05, 10_000, 10_000, 3) == pytest.approx(3 * math.sqrt(0.05 * 0.95 * 2e-4))
+    # A reference showing none of its 10,000 rows is taken for a rate of one row in 10,000.
+    assert allowance(0.0, 10_000, 10_000, 3) == pytest.approx(3 * math.sqrt(1e-4 * (1 - 1e-4) * 2e-4))
+    check = gate_verdict(SAFE | {"distance": DISTANCE | {"dcr_tail_share": 0.0592}})["checks"][3]
+    assert check["passed"] and check["threshold"] == pytest.approx(0.05 + 3 * math.sqrt(0.05 * 0.95 * 2e-4))
+    assert not gate_verdict(SAFE | {"distance": DISTANCE | {"dcr_tail_share": 0.0593}})["checks"][3]["passed"]
+
+
+def test_exact_copies_are_judged_against_the_holdouts_own_rate():
+    # A coarse table: 4% of unseen real rows equal a training row; so may 4% of synthetic rows, plus noise.
+    coarse = SAFE | {"holdout_exact_collision_rate": 0.04}
+    limit = 0.04 + 3 * math.sqrt(0.04 * 0.96 * (1 / 10_000 + 1 / 2_000))
+    check = gate_verdict(coarse | {"exact_collision_rate": 0.045, "exact_collisions": 450})["checks"][1]
+    assert check["passed"] and check["threshold"] == pytest.approx(limit)
+    assert not gate_verdict(coarse | {"exact_collision_rate": 0.06, "exact_collisions": 600})["checks"][1]["passed"]
 
 
 def test_closeness_tolerance_is_relative_to_the_holdout_baseline():
@@ -42,24 +77,75 @@ def test_a_check_that_could_not_be_computed_fails():
     assert "could not be computed" in verdict["reasons"][0]
 
 
-def test_a_gate_not_enforced_keeps_its_verdict_and_says_so():
+def test_without_unseen_rows_the_privacy_checks_are_unknown_and_fail():
+    verdict = gate_verdict(SAFE | {"holdout": {"given": False}})
+    assert verdict["verdict"] == "fail"
+    failed = {c["name"]: c["message"] for c in verdict["checks"] if not c["passed"]}
+    assert set(failed) == {"holdout", "closeness", "closeness_tail", "membership_inference"}
+    assert all(message.startswith("unknown: no unseen real rows") for message in failed.values())
+    assert "measured 0.52" in failed["membership_inference"]  # the number is shown, not trusted
+
+
+def test_a_holdout_that_repeats_real_rows_is_not_unseen():
+    # The real table repeats 1% of its rows; a holdout cut from it repeats 30%.
+    cut = SAFE | {"holdout": HOLDOUT | {"real_duplicate_rate": 0.01, "holdout_match_rate": 0.30}}
+    verdict = gate_verdict(cut)
+    failed = {c["name"] for c in verdict["checks"] if not c["passed"]}
+    assert failed == {"holdout", "exact_copies", "closeness", "closeness_tail", "membership_inference"}
+    fresh = SAFE | {"holdout": HOLDOUT | {"real_duplicate_rate": 0.01, "holdout_match_rate": 0.012}}
+    assert gate_verdict(fresh)["verdict"] == "pass"
+
+
+def test_a_gate_not_enforced_keeps_its_verdict_and_says_why():
     failing = SAFE | {"mia_auc": 0.9}
     assert gate_verdict(failing)["enforced"] is True
-    relaxed = gate_verdict(failing, parse_config({"gate": {"enforce": False}}).gate)
+    options = parse_config({"gate": {"enforce": False, "reason": "public demo data"}}).gate
+    relaxed = gate_verdict(failing, options)
     assert relaxed["verdict"] == "fail" and relaxed["enforced"] is False
-    assert relaxed["reasons"] == ["membership-inference AUC 0.9 exceeds the limit 0.6 by 0.3"]
+    assert relaxed["summary"] == "NOT ENFORCED: public demo data (verdict FAIL)"
+    assert relaxed["reason"] == "public demo data"
+    assert relaxed["reasons"] == ["membership-inference AUC (distance attack) 0.9 exceeds the limit 0.6 by 0.3"]
+
+
+def test_overrides_need_a_reason():
+    with pytest.raises(ConfigError, match="gate: enforce false relaxes the release gate: add gate.reason"):
+        parse_config({"gate": {"enforce": False}})
+    for looser in ({"max_mia_auc": 0.7}, {"min_quality": 0.5}, {"dcr_tolerance": 0.2}, {"dcr_quantile": 0.1},
+                   {"sampling_sigmas": 4}):
+        with pytest.raises(ConfigError, match=f"{next(iter(looser))} .* relaxes the release gate"):
+            parse_config({"gate": looser})
+    with pytest.raises(ConfigError, match="reason is empty"):
+        parse_config({"gate": {"enforce": False, "reason": "  "}})
+    stricter = parse_config({"gate": {"max_mia_auc": 0.55, "min_quality": 0.8, "dcr_quantile": 0.01}}).gate
+    assert stricter.relaxed() == [] and gate_verdict(SAFE, stricter)["summary"] == "PASS"
+
+
+def test_a_relaxed_threshold_is_named_in_the_verdict():
+    options = parse_config({"gate": {"max_mia_auc": 0.75, "reason": "small cohort, reviewed by the DPO"}}).gate
+    verdict = gate_verdict(SAFE | {"mia_auc": 0.7}, options)
+    assert verdict["verdict"] == "pass"
+    assert verdict["summary"] == "PASS (relaxed: max_mia_auc 0.75 (default 0.6); reason: small cohort, reviewed by the DPO)"
+    assert verdict["relaxed"] == ["max_mia_auc 0.75 (default 0.6)"]
 
 
 def test_thresholds_come_from_the_config():
-    config = parse_config({"gate": {"max_exact_copies": 5, "max_mia_auc": 0.75, "min_quality": 0.5}})
-    assert gate_verdict(SAFE | {"exact_collisions": 5, "mia_auc": 0.7}, config.gate)["verdict"] == "pass"
     with pytest.raises(ConfigError, match="gate.max_mia_auc"):
         parse_config({"gate": {"max_mia_auc": 0.4}})
     with pytest.raises(ConfigError, match="gate.typo: unknown setting"):
         parse_config({"gate": {"typo": 1}})
+    with pytest.raises(ConfigError, match="gate.max_exact_copies: unknown setting"):
+        parse_config({"gate": {"max_exact_copies": 5}})  # copies are judged against the holdout's rate now
 
 
 def test_evaluation_settings_in_the_config():
     config = parse_config({"evaluation": {"target": "Outcome", "sensitive": ["BMI"], "protected": ["Age"]}})
     assert config.evaluation.target == "Outcome" and config.evaluation.distance_rows == 10_000
-    assert config.gate.max_exact_copies == 0 and config.gate.min_quality == 0.7
+    assert config.gate.sampling_sigmas == 3 and config.gate.dcr_quantile == 0.05 and config.gate.min_quality == 0.7
+
+
+def test_the_demo_config_states_why_its_gate_is_not_enforced():
+    from synth.config import load_config
+    from synth.demo.mimic import DEMO_CONFIG
+
+    gate = load_config(DEMO_CONFIG).gate
+    assert gate.enforce is False and "public" in gate.reason

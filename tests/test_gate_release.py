@@ -68,7 +68,10 @@ def test_synth_evaluate_exits_3_and_says_why_when_the_gate_fails(tmp_path):
     assert result.exit_code == GATE_FAILED, result.output
     said = " ".join(result.output.split())  # the console wraps long lines
     assert "release gate FAILED" in said
-    assert re.search(r"exact copies of real rows \d+ exceeds the limit 0 by \d+", said)
+    assert "exact copies of real rows 768 of 768 synthetic rows (100%)" in said and "exceeds it" in said
+    # No --holdout: the privacy checks cannot pass, whatever the data.
+    assert re.search(r"holdout: unknown: no unseen real rows: no holdout was given", said)
+    assert re.search(r"membership_inference: unknown: no unseen real rows \(measured [\d.]+", said)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["gate"]["verdict"] == "fail" and "figures" not in metrics
     assert metrics["tstr"] is not None and "seeded 20% split" in metrics["holdout_source"]
@@ -81,3 +84,26 @@ def test_unknown_target_is_one_clear_line_and_exit_1(tmp_path):
     )
     assert result.exit_code == 1
     assert "missing.csv" in result.output
+
+
+def test_synth_evaluate_passes_other_real_people_given_a_holdout_and_the_entity_key(tmp_path):
+    from tests.test_gate_attacks import _panel
+
+    paths = _panel(tmp_path)
+    result = CliRunner().invoke(
+        app, ["evaluate", "--real", paths["real"], "--synthetic", paths["synthetic"], "--holdout", paths["holdout"],
+              "--entity-key", "person", "--output", str(tmp_path / "out")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "gate PASS" in " ".join(result.output.split())
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["entity_key"] == "person" and metrics["gate"]["summary"] == "PASS"
+    assert metrics["holdout"]["given"] is True and metrics["holdout"]["shared_patients"] == 0
+
+
+def test_entity_key_parameter_reaches_the_config():
+    from flows.parameters import EvaluateParameters
+
+    params = EvaluateParameters(real="r.csv", synthetic="s.csv", output="out", entity_key="person", holdout=" ")
+    assert params.overrides()["entity_key"] == "person" and params.holdout is None
+    assert "entity_key" not in EvaluateParameters(real="r", synthetic="s", output="o").overrides()

@@ -106,6 +106,9 @@ def test_failed_sampling_then_a_rerun_repeats_only_the_failed_work(extract, tmp_
     assert manifest["run"]["id"] == str(second.state_details.flow_run_id)
     assert manifest["rows"]["real"] == 2_000 and manifest["rows"]["synthetic"] == 2_000
     assert manifest["gate"]["extract_validation"]["success"] is True
+    release = manifest["gate"]["release"]  # the verdict as metrics.json has it, every check and its numbers
+    assert release["summary"] == "PASS" and release["reason"] is None and release["relaxed"] == []
+    assert [c["name"] for c in release["checks"]][:2] == ["holdout", "exact_copies"]
     assert manifest["privacy"]["enabled"] is False
     assert [c["name"] for c in manifest["schema"]["columns"]][:2] == ["encounter_id", "patient_nbr"]
     for entry in manifest["files"]:

@@ -6,11 +6,13 @@ Chromium is required, not optional: CI installs the Debian package ``chromium`` 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 from collections import Counter
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -19,7 +21,7 @@ from synth.evaluation import evaluate
 from synth.holdout import split_holdout
 from synth.report.html import render_report, write_report
 from synth.schema import infer_schema
-from tests.conftest import DIABETES_CSV
+from tests.conftest import DIABETES_CSV, PIMA_CSV
 
 DIABETES = str(DIABETES_CSV)
 # A third of the columns: SDMetrics' pair trends grow with the square of the column count.
@@ -130,3 +132,90 @@ def test_profile_is_marked_as_real_data_and_shows_no_sample_rows(monkeypatch, tm
     path = profile.write_profile(pd.DataFrame({"x": [1]}), pd.DataFrame({"x": [2]}), tmp_path / "profile.html")
     assert "CONTAINS AGGREGATES OF REAL DATA" in path.read_text()
     assert all(s["samples"] == {"head": 0, "tail": 0, "random": 0} for s in seen) and len(seen) == 2
+
+
+def _drawn_positions(html: str) -> dict[str, list]:
+    """Per figure title, every x position its traces draw (from the data of each Plotly.newPlot call):
+    for a column's histogram, the bin centres on its value axis, where a real value would show."""
+    decoder, drawn = json.JSONDecoder(), {}
+    for call in re.finditer(r'Plotly\.newPlot\(\s*"[^"]+",\s*', html):
+        traces, end = decoder.raw_decode(html, call.end())
+        layout, _ = decoder.raw_decode(html, re.compile(r",\s*").match(html, end).end())
+        title = (layout.get("title") or {}).get("text")
+        drawn.setdefault(title, []).extend(v for trace in traces for v in trace.get("x") or [])
+    return drawn
+
+
+def _appointments():
+    from tests.tables import appointments
+
+    frame = appointments(patients=2_000, seed=3).with_columns(
+        pl.col(c).str.to_datetime(time_zone="UTC") for c in ("ScheduledDay", "AppointmentDay")
+    )
+    return frame.to_arrow(), {"target": "No-show", "protected": ["Age"], "sensitive": ["Hipertension"]}
+
+
+def _pima():
+    return pl.read_csv(str(PIMA_CSV)).to_arrow(), {"target": "Outcome", "protected": ["BMI"], "sensitive": ["Age"]}
+
+
+@pytest.fixture(scope="module", params=[_appointments, _pima], ids=["appointments", "pima"])
+def disclosure(request):
+    table, settings = request.param()
+    config = parse_config({"evaluation": {**SMALL, **settings}})
+    schema = infer_schema(table, config)
+    train, holdout = split_holdout(table, schema, 0.3, seed=0)
+    metrics = evaluate(train, train, schema, config.evaluation, seed=0, holdout=holdout, gate=config.gate)
+    return train, schema, metrics
+
+
+def test_report_and_metrics_disclose_no_real_value(disclosure):
+    from plotly.offline import get_plotlyjs
+
+    from synth.config import ColumnKind
+
+    train, schema, metrics = disclosure
+    html = render_report(metrics)
+    library = get_plotlyjs()
+    assert html.count(library) == 1  # plotly.js, byte for byte as the package ships it, once
+    ours = html.replace(library, "")  # the rest is ours: template, tables, figure data
+    # Nothing is fetched when the file is opened: no external script, style, frame, image or font.
+    for pattern in (r"url\(", r"@import", r"<iframe", r"<frame", r"<object", r"<embed", r"<script[^>]*\bsrc=",
+                    r"<link", r"<img", r"https?://", r"//[a-z0-9.-]+\.[a-z]{2,}/"):
+        assert not re.search(pattern, ours, re.IGNORECASE), pattern
+    drawn = _drawn_positions(ours)
+    published = json.dumps({k: v for k, v in metrics.items() if k != "figures"})
+    for spec in schema.columns:
+        if spec.kind not in (ColumnKind.NUMERICAL, ColumnKind.DATETIME):
+            continue
+        values = [v for v in train[spec.name].to_pylist() if v is not None]
+        if spec.kind is ColumnKind.DATETIME:
+            # No real instant, in any form: ISO text to the second, or seconds since the epoch.
+            stamps = {v.strftime("%Y-%m-%dT%H:%M:%S") for v in values if v.second or v.minute or v.hour}
+            seconds = {v.timestamp() for v in values if v.second or v.minute or v.hour}
+            assert not [s for s in stamps if s in ours or s in published], spec.name
+            assert not seconds & set(drawn[spec.name]), spec.name
+            continue
+        edges = np.array(metrics["figures"]["distributions"][spec.name]["edges"])
+        step = edges[1] - edges[0]
+        assert np.allclose(edges / step, np.round(edges / step)), spec.name  # a public grid...
+        mantissa = step / 10 ** np.floor(np.log10(step))
+        assert min(abs(mantissa - m) for m in (1, 2, 2.5, 5)) < 1e-9, (spec.name, step)  # ... of nice steps
+        assert drawn[spec.name], spec.name  # the histogram is there, and shows no real extreme (a grid
+        for extreme in (min(values), max(values)):  # point - an edge or a bin's centre - is public anyway)
+            on_grid = np.isclose((extreme / (step / 2)) % 1, 0) or np.isclose((extreme / (step / 2)) % 1, 1)
+            assert on_grid or extreme not in drawn[spec.name], (spec.name, extreme)
+    assert "real_max" not in published and "real_min" not in published
+
+
+def test_report_states_the_gate_override_and_its_reason(run):
+    _, metrics = run
+    from synth.evaluation.gate import gate_verdict
+
+    options = parse_config({"gate": {"enforce": False, "reason": "public teaching data"}}).gate
+    html = render_report(metrics | {"gate": gate_verdict(metrics, options)})
+    assert 'id="gate-verdict">NOT ENFORCED: public teaching data (verdict FAIL)<' in html
+    assert "not enforced" in html and 'id="gate-reason"' in html
+    relaxed = parse_config({"gate": {"min_quality": 0.5, "reason": "a pilot"}}).gate
+    html = render_report(metrics | {"gate": gate_verdict(metrics, relaxed)})
+    assert "min_quality 0.5 (default 0.7)" in html and "a pilot" in html

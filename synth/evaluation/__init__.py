@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from synth.config import EvaluationOptions, GateOptions
 from synth.evaluation.attribute import attribute_inference
-from synth.evaluation.collisions import exact_collisions
+from synth.evaluation.collisions import exact_collisions, holdout_overlap
 from synth.evaluation.correlation import correlation_scores
 from synth.evaluation.diagnostic import diagnostic_scores
 from synth.evaluation.distance import distance_scores
@@ -37,6 +37,7 @@ from synth.evaluation.samples import sample_indices, sample_table
 from synth.evaluation.tables import check_options, conform, load_table
 from synth.evaluation.utility import utility_scores
 from synth.evaluation.voas_williamson import voas_williamson
+from synth.errors import SourceError
 from synth.holdout import split_holdout
 from synth.schema import Schema
 
@@ -68,31 +69,43 @@ def evaluate(
         seed: seeds every sample and model.
         holdout: real rows the generator never saw (privacy and utility baselines). When
             absent or empty, a seeded split of ``real`` stands in, and ``holdout_source``
-            says so: the generator may have seen those rows, so the baselines are then
-            real-versus-real references rather than unseen-data ones.
+            says so: the generator may have seen those rows, so closeness and membership
+            cannot be judged and the gate fails them ("unknown: no unseen real rows").
+            A given holdout is checked for overlap with ``real`` (``metrics["holdout"]``):
+            rows repeated beyond the real table's own duplication fail the gate the same way.
         gate: release thresholds; the verdict is ``metrics["gate"]``.
         constraints: declared constraints, counted on the real and synthetic rows.
 
     Raises:
         ConfigError: a column named in ``options`` is not a modelled column.
         SchemaError: the synthetic table lacks a column or holds values of another kind.
+        SourceError: the holdout holds patients of the real table (it is not unseen).
     """
     options = options or EvaluationOptions()
+    gate = gate or GateOptions()
     check_options(options, schema)
     real = conform(real, schema, "real")
     synthetic_table = conform(load_table(synthetic), schema, "synthetic")
     holdout_source = "given: real rows the generator never saw"
-    if holdout is None or holdout.num_rows == 0:
+    given = holdout is not None and holdout.num_rows > 0
+    whole_real = real  # copies count against every real row, the split-off ones too
+    if given:
+        holdout = conform(holdout, schema, "holdout")
+        overlap = holdout_overlap(real, holdout, schema)
+        if overlap["shared_patients"]:
+            raise SourceError(
+                f"the holdout shares {overlap['shared_patients']} patients (entity key {schema.entity_key!r}) with "
+                "the real table: a holdout must hold only people the generator never saw; remove them from it"
+            )
+    else:
         fraction = options.holdout_fraction or FALLBACK_HOLDOUT_FRACTION
         # Another seed than the pipeline's own split: with the same one (a hash of the patient
         # key), a table that already is a training split would yield an empty holdout.
         real, holdout = split_holdout(real, schema, fraction, seed + FALLBACK_SPLIT_SEED_OFFSET)
         holdout_source = (
             f"a seeded {fraction:.0%} split of the real table (by patient when there is an entity key); "
-            "the generator may have seen these rows, so privacy baselines are real-vs-real references"
+            "the generator may have seen these rows, so closeness and membership cannot be judged"
         )
-    else:
-        holdout = conform(holdout, schema, "holdout")
     rngs = dict(zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(_STREAMS)))))
     timings: dict[str, float] = {}
 
@@ -112,8 +125,9 @@ def evaluate(
         real_frame = real.take(real_rows).to_pandas()
         synthetic_frame = pool.take(synthetic_rows).to_pandas()
         real_sample, synthetic_sample = train.take(real_rows), synthetic_pool.take(synthetic_rows)
-        # Small-count suppression in the report counts patients when there is an entity key.
-        train_patients = _patients(real, schema)
+        # With an entity key, splits, attacks and small-count suppression work on patients.
+        train_patients, holdout_patients = _patients(real, schema), _patients(holdout, schema)
+        pool_patients = _patients(pool, schema) if train_patients is not None else None
         sample_patients = train_patients[real_rows] if train_patients is not None else None
 
     metrics: dict = {
@@ -122,6 +136,8 @@ def evaluate(
         "real_rows": real.num_rows,
         "holdout_rows": holdout.num_rows,
         "holdout_source": holdout_source,
+        "holdout": {"given": given} | (overlap if given else {}),
+        "entity_key": schema.entity_key,
         "evaluation_sample_rows": {"real": len(real_rows), "synthetic": len(synthetic_rows)},
         "suppress_below": options.suppress_below,
     }
@@ -143,35 +159,36 @@ def evaluate(
         metrics |= found
     with timed("propensity"):
         rng = rngs["propensity"]
+        real_rows_p = sample_indices(len(train), options.propensity_rows, rng)
+        synthetic_rows_p = sample_indices(len(synthetic_pool), options.propensity_rows, rng)
         metrics |= propensity_scores(
-            layout,
-            train.take(sample_indices(len(train), options.propensity_rows, rng)),
-            synthetic_pool.take(sample_indices(len(synthetic_pool), options.propensity_rows, rng)),
-            rng,
+            layout, train.take(real_rows_p), synthetic_pool.take(synthetic_rows_p), rng,
+            _at(train_patients, real_rows_p), _at(pool_patients, synthetic_rows_p),
         )
     with timed("voas_williamson"):
         metrics |= voas_williamson(layout, real_sample, synthetic_sample)
     with timed("collisions"):
-        metrics |= exact_collisions(real, pl.from_arrow(synthetic_table).lazy(), schema)
+        metrics |= exact_collisions(whole_real, pl.from_arrow(synthetic_table).lazy(), schema)
         baseline = exact_collisions(real, holdout, schema)
         metrics |= {"holdout_exact_collisions": baseline["exact_collisions"],
                     "holdout_exact_collision_rate": baseline["exact_collision_rate"]}
     with timed("distance"):
         found, figures["distance"] = distance_scores(train, held, synthetic_pool, options.distance_rows,
-                                                     rngs["distance"])
+                                                     rngs["distance"], gate.dcr_quantile)
         metrics |= found
     with timed("membership"):
         metrics |= membership_inference(train, held, synthetic_pool, options.attack_rows,
                                         options.attack_reference_rows, rngs["membership"],
-                                        _patients(holdout, schema))
+                                        holdout_patients, train_patients)
     with timed("attribute"):
         metrics |= attribute_inference(layout, options.sensitive, train, held, synthetic_pool, options.attack_rows,
-                                       options.attack_reference_rows, rngs["attribute"])
+                                       options.attack_reference_rows, rngs["attribute"], train_patients,
+                                       holdout_patients)
     with timed("utility"):
         predictions = None
         if options.target:
             found, predictions = utility_scores(layout, options.target, train, held, synthetic_pool,
-                                                options.utility_rows, rngs["utility"])
+                                                options.utility_rows, rngs["utility"], holdout_patients)
             metrics |= found
         else:
             metrics |= {"tstr": None, "trtr": None, "utility": {"skipped": "no target column (evaluation.target)"}}
@@ -184,6 +201,10 @@ def evaluate(
     metrics["gate"] = gate_verdict(metrics, gate)
     metrics["figures"] = figures
     return metrics
+
+
+def _at(codes: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return codes[rows] if codes is not None else None
 
 
 def _patients(table: pa.Table, schema: Schema) -> np.ndarray | None:

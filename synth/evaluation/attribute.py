@@ -14,7 +14,11 @@ holdout rows the generator never saw (non-members):
   (numbers), for scale.
 
 Sampling: ``rows`` members and ``rows`` non-members (as many as the holdout has), searched
-against ``reference_rows`` synthetic rows; the sizes are reported.
+against ``reference_rows`` synthetic rows; the sizes are reported. With an entity key the
+targets are whole patients (at most ``ROWS_PER_PATIENT`` rows each, as many patients on
+each side) and every accuracy is a mean over patients of the patient's share of right
+guesses: a patient with many rows counts once. The numeric ranges of the distance come
+from the real targets only.
 Reference: J. Taub, M. Elliot, M. Pampaka, D. Smith (2018), "Differential correct
 attribution probability for synthetic data", Privacy in Statistical Databases (LNCS 11126);
 Stadler, Oprisanu, Troncoso (2022), "Synthetic Data - Anonymisation Groundhog Day", USENIX Security.
@@ -26,7 +30,7 @@ import numpy as np
 
 from synth.evaluation.encoding import Encoded, Layout
 from synth.evaluation.gower import GowerScale, nearest
-from synth.evaluation.samples import sample_indices
+from synth.evaluation.samples import per_patient_mean, sample_indices, sample_patients
 
 TOLERANCE = 0.05
 
@@ -40,31 +44,43 @@ def attribute_inference(
     rows: int,
     reference_rows: int,
     rng: np.random.Generator,
+    train_patients: np.ndarray | None = None,
+    holdout_patients: np.ndarray | None = None,
 ) -> dict:
-    """Per sensitive column: member, holdout and baseline accuracy and the advantage."""
+    """Per sensitive column: member, holdout and baseline accuracy and the advantage.
+
+    Args:
+        train_patients, holdout_patients: each row's patient code, when the table has an
+            entity key: targets are then drawn, and accuracies averaged, by patient.
+    """
     if not sensitive:
         return {"attribute_disclosure": {"skipped": "no sensitive columns declared (evaluation.sensitive)"}}
     known, num_keep, cat_keep = layout.without(sensitive)
     if not known.columns:
         return {"attribute_disclosure": {"skipped": "every column is sensitive: nothing left to link on"}}
-    members = train.take(sample_indices(len(train), rows, rng))
-    non_members = holdout.take(sample_indices(len(holdout), rows, rng))
+    if train_patients is not None and holdout_patients is not None:
+        non_member_rows, non_member_of = sample_patients(np.arange(len(holdout)), holdout_patients, rows, rng)
+        member_rows, member_of = sample_patients(
+            np.arange(len(train)), train_patients, rows, rng, count=int(non_member_of.max(initial=-1)) + 1
+        )
+    else:
+        member_rows, non_member_rows = sample_indices(len(train), rows, rng), sample_indices(len(holdout), rows, rng)
+        member_of, non_member_of = np.arange(len(member_rows)), np.arange(len(non_member_rows))
+    members, non_members = train.take(member_rows), holdout.take(non_member_rows)
     synthetic = synthetic.take(sample_indices(len(synthetic), reference_rows, rng))
     qi = [frame.select(num_keep, cat_keep) for frame in (members, non_members, synthetic)]
-    scale = GowerScale.fit(*qi)
+    scale = GowerScale.fit(qi[0], qi[1])
     member_match = nearest(qi[0], qi[2], scale, k=1)[1][:, 0]
     holdout_match = nearest(qi[1], qi[2], scale, k=1)[1][:, 0] if len(non_members) else np.empty(0, np.int64)
     columns = {}
     for name in sensitive:
         truth_of, guess_of, baseline, right = _column(layout, name, train)
-        member_hits = right(guess_of(synthetic)[member_match], truth_of(members))
-        holdout_hits = right(guess_of(synthetic)[holdout_match], truth_of(non_members))
-        member_rate = float(member_hits.mean()) if len(member_hits) else float("nan")
-        holdout_rate = float(holdout_hits.mean()) if len(holdout_hits) else float("nan")
+        member_rate = _accuracy(right(guess_of(synthetic)[member_match], truth_of(members)), member_of)
+        holdout_rate = _accuracy(right(guess_of(synthetic)[holdout_match], truth_of(non_members)), non_member_of)
         columns[name] = {
             "member_accuracy": member_rate,
             "holdout_accuracy": holdout_rate,
-            "baseline_accuracy": float(right(np.full(len(members), baseline), truth_of(members)).mean()),
+            "baseline_accuracy": _accuracy(right(np.full(len(members), baseline), truth_of(members)), member_of),
             "advantage": member_rate - holdout_rate,
         }
     return {
@@ -73,10 +89,18 @@ def attribute_inference(
             "columns": columns,
             "members": len(members),
             "non_members": len(non_members),
+            "unit": "patient" if train_patients is not None and holdout_patients is not None else "row",
+            "member_units": int(member_of.max(initial=-1)) + 1,
+            "non_member_units": int(non_member_of.max(initial=-1)) + 1,
             "synthetic_reference_rows": len(synthetic),
             "known_columns": len(known.columns),
         }
     }
+
+
+def _accuracy(hits: np.ndarray, owners: np.ndarray) -> float:
+    """The mean over units (patients, or rows) of each unit's share of right guesses."""
+    return float(per_patient_mean(hits.astype(np.float64), owners).mean()) if len(hits) else float("nan")
 
 
 def _column(layout: Layout, name: str, train: Encoded):

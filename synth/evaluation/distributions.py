@@ -9,10 +9,11 @@ References: F. J. Massey (1951), "The Kolmogorov-Smirnov test for goodness of fi
 D. A. Levin, Y. Peres, E. L. Wilmer (2009), "Markov Chains and Mixing Times", ch. 4.
 
 The plot aggregates never show a real row: histograms span the real values between
-order statistics with at least ``suppress_below`` rows beyond them (so no edge is a
-single patient's value) with the tails folded into the end bins; a bin or category
-with fewer than ``suppress_below`` real rows is not shown (categories are pooled into
-"other"). With an entity key, "rows" above means distinct patients.
+order statistics with at least ``suppress_below`` rows beyond them, widened to a public
+grid (:mod:`synth.evaluation.grid`: every edge is a multiple of a nice step, or of a round
+duration for dates, so no edge is a real value), with the tails folded into the end bins;
+a bin or category with fewer than ``suppress_below`` real rows is not shown (categories
+are pooled into "other"). With an entity key, "rows" above means distinct patients.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from scipy.stats import ks_2samp
 
 from synth.evaluation.encoding import Encoded, Layout
+from synth.evaluation.grid import nice_edges
 from synth.evaluation.samples import outer_edges, support
 
 BINS = 30
@@ -83,14 +85,15 @@ def _histogram(
     low, high = outer_edges(real, patients, suppress_below)
     # In large tables the 1st/99th percentiles are the tighter edges (outliers do not stretch the axis).
     low, high = max(low, float(np.quantile(real, 0.01))), min(high, float(np.quantile(real, 0.99)))
-    if high <= low:
-        high = low + 1.0
-    edges = np.linspace(low, high, BINS + 1)
-    cells = np.clip(np.searchsorted(edges, np.clip(real, low, high), side="right") - 1, 0, BINS - 1)
-    real_counts = np.bincount(cells, minlength=BINS)
-    synthetic_counts = np.histogram(np.clip(synthetic, low, high), edges)[0] if len(synthetic) else np.zeros(BINS)
+    integral = bool(np.all(real == np.round(real)))
+    edges = nice_edges(low, high, BINS, datetime=datetime, integral=integral)
+    bins = len(edges) - 1
+    low, high = edges[0], edges[-1]
+    cells = np.clip(np.searchsorted(edges, np.clip(real, low, high), side="right") - 1, 0, bins - 1)
+    real_counts = np.bincount(cells, minlength=bins)
+    synthetic_counts = np.histogram(np.clip(synthetic, low, high), edges)[0] if len(synthetic) else np.zeros(bins)
     real_density = real_counts / max(len(real), 1)
-    shown = support(cells, patients, BINS) >= suppress_below
+    shown = support(cells, patients, bins) >= suppress_below
     return {
         "type": "histogram",
         "datetime": datetime,

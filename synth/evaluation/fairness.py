@@ -14,7 +14,10 @@ real quartiles) and the configured classification target:
 both on the real holdout, for the model trained on synthetic data (TSTR) and the one
 trained on real data (TRTR): synthetic data should not widen the gaps. Groups with fewer
 than ``suppress_below`` holdout rows are left out of the gaps (too noisy, and too few
-people to report on).
+people to report on). With an entity key every such count is of distinct patients, not
+rows: one patient's many rows must not make a group look large enough to show. A numeric
+attribute's quartile cuts are rounded to a public grid (:mod:`synth.evaluation.grid`)
+before they name the groups, so no label is a real person's value.
 References: M. Hardt, E. Price, N. Srebro (2016), "Equality of Opportunity in Supervised
 Learning", NeurIPS; fairlearn's ``demographic_parity_difference`` and
 ``equalized_odds_difference`` (Bird et al. 2020).
@@ -26,10 +29,12 @@ import numpy as np
 
 from synth.evaluation.distributions import OTHER_LABEL
 from synth.evaluation.encoding import Encoded, Layout
+from synth.evaluation.grid import nice_step, snap
 from synth.evaluation.samples import support
 from synth.evaluation.utility import Predictions
 
 QUARTILES = (0.25, 0.5, 0.75)
+CUT_GRID = 20  # quartile cuts are rounded to a nice step of about a twentieth of the spread
 
 
 def fairness_scores(
@@ -53,8 +58,10 @@ def fairness_scores(
         holdout_groups = groups(predictions.holdout)
         result[name] = {
             "representation": _representation(real_groups, synthetic_groups, labels, suppress_below, train_patients),
-            "tstr": _gaps(holdout_groups, predictions.truth, predictions.tstr, suppress_below),
-            "trtr": _gaps(holdout_groups, predictions.truth, predictions.trtr, suppress_below),
+            "tstr": _gaps(holdout_groups, predictions.truth, predictions.tstr, suppress_below,
+                          predictions.holdout_patients),
+            "trtr": _gaps(holdout_groups, predictions.truth, predictions.trtr, suppress_below,
+                          predictions.holdout_patients),
         }
     return {"fairness": result}
 
@@ -87,9 +94,11 @@ def _range(values: list[float]) -> float:
     return max(values) - min(values) if len(values) > 1 else 0.0
 
 
-def _gaps(groups: np.ndarray, truth: np.ndarray, predicted: np.ndarray, suppress_below: int) -> dict:
-    values, counts = np.unique(groups, return_counts=True)
-    keep = np.isin(groups, values[counts >= suppress_below])
+def _gaps(
+    groups: np.ndarray, truth: np.ndarray, predicted: np.ndarray, suppress_below: int, patients: np.ndarray | None
+) -> dict:
+    counts = support(groups, patients, int(groups.max(initial=0)) + 1)
+    keep = counts[groups] >= suppress_below
     return {
         "demographic_parity_difference": demographic_parity_difference(groups[keep], predicted[keep]),
         "equalized_odds_difference": equalized_odds_difference(groups[keep], truth[keep], predicted[keep]),
@@ -125,7 +134,10 @@ def _groups(layout: Layout, name: str, train: Encoded):
         return (lambda frame: frame.codes[:, j]), (lambda g: "(missing)" if g == 0 else str(levels[g - 1]))
     j = layout.numeric.index(name)
     present = train.numeric[:, j][~np.isnan(train.numeric[:, j])]
-    cuts = np.unique(np.quantile(present, QUARTILES)) if len(present) else np.array([])
+    cuts = np.array([])
+    if len(present):
+        low, high = np.quantile(present, [0.05, 0.95])
+        cuts = np.unique(snap(np.quantile(present, QUARTILES), nice_step(high - low, CUT_GRID)))
     bounds = ["-inf", *(f"{c:g}" for c in cuts), "inf"]
 
     def groups(frame: Encoded) -> np.ndarray:

@@ -1,9 +1,12 @@
 """Gower's distance between mixed-type rows, computed in blocks: never n x m in memory.
 
 Definition (Gower 1971): d(a, b) = (1/p) * sum_j d_j(a, b) over the p compared columns, with
-d_j = |a_j - b_j| / R_j for numbers (R_j the column's range over all the rows compared; a
-constant column contributes 0) and d_j = 1[a_j != b_j] for categories. d lies in [0, 1];
-0 means equal on every column.
+d_j = |a_j - b_j| / R_j for numbers (R_j the column's range; a constant column contributes
+0) and d_j = 1[a_j != b_j] for categories. d lies in [0, 1]; 0 means equal on every column.
+The ranges are fixed before any distance is taken (:class:`GowerScale`), and the checks fix
+them on *real* rows only: a generator's outlier must not stretch the ruler and shrink every
+distance. A value outside the range counts as at its nearest end (numbers are clamped to
+[min, max] once scaled), so one column never contributes more than 1.
 
 Missing values: a missing category is a category of its own, so two missing values
 match (this is what the ``gower`` package does with Arrow/pandas ``None``). For numbers
@@ -56,7 +59,7 @@ class GowerScale:
 
     @classmethod
     def fit(cls, *frames: Encoded) -> GowerScale:
-        """Ranges over all rows of ``frames`` (as the ``gower`` package does over X and Y)."""
+        """Ranges over all rows of ``frames`` (the checks pass real rows only)."""
         stacked = np.vstack([f.numeric for f in frames])
         if stacked.shape[1] == 0 or stacked.shape[0] == 0:
             return cls(np.zeros(stacked.shape[1]), np.zeros(stacked.shape[1]))
@@ -130,8 +133,9 @@ class _Blocks:
     def build(cls, query: Encoded, reference: Encoded, scale: GowerScale) -> _Blocks:
         with np.errstate(invalid="ignore", divide="ignore"):
             factor = np.where(scale.range > 0, 1.0 / np.where(scale.range > 0, scale.range, 1.0), 0.0)
-        qn = ((query.numeric - scale.minimum) * factor).astype(np.float32)
-        rn = ((reference.numeric - scale.minimum) * factor).astype(np.float32)
+        # Clipping keeps NaN (missing) as it is.
+        qn = np.clip((query.numeric - scale.minimum) * factor, 0.0, 1.0).astype(np.float32)
+        rn = np.clip((reference.numeric - scale.minimum) * factor, 0.0, 1.0).astype(np.float32)
         # A constant column scales to 0 everywhere; keep its NaNs so missing still counts.
         incomplete = np.isnan(qn).any(axis=0) | np.isnan(rn).any(axis=0)
         width = np.maximum(query.codes.max(axis=0, initial=0), reference.codes.max(axis=0, initial=0)) + 1

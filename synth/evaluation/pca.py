@@ -12,9 +12,9 @@ Reported: the real explained-variance ratio of the first ``COMPONENTS`` axes; th
 synthetic variance along the same axes as a share of the real total variance; and
 ``pca_similarity = 1 - sum_k |r_k - s_k| / max(sum_k r_k, sum_k s_k)`` over those axes
 (1.0 when the synthetic data spread like the real data along every real axis). The plot
-is a 2-D density of the first two components on a grid; cells with fewer than
-``suppress_below`` real rows (patients, with an entity key) are blanked, and no point
-is ever drawn.
+is a 2-D density of the first two components on a public grid (nice steps,
+:mod:`synth.evaluation.grid`); cells with fewer than ``suppress_below`` real rows
+(patients, with an entity key) are blanked, and no point is ever drawn.
 Reference: I. T. Jolliffe (2002), "Principal Component Analysis", 2nd ed., Springer.
 """
 
@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from synth.evaluation.encoding import Encoded, Layout
+from synth.evaluation.grid import nice_edges
 from synth.evaluation.samples import outer_edges, support
 
 COMPONENTS = 10
@@ -100,15 +101,16 @@ def _density_grids(real: np.ndarray, synthetic: np.ndarray, suppress_below: int,
     edges = []
     for axis in range(2):
         low, high = outer_edges(real[:, axis], patients, suppress_below)  # never one person's value
-        edges.append(np.linspace(low, high if high > low else low + 1.0, cells + 1))
-    ix = np.clip(np.searchsorted(edges[0], real[:, 0], side="right") - 1, 0, cells - 1)
-    iy = np.clip(np.searchsorted(edges[1], real[:, 1], side="right") - 1, 0, cells - 1)
-    inside = (real[:, 0] >= edges[0][0]) & (real[:, 0] <= edges[0][-1]) & (real[:, 1] >= edges[1][0]) & (
-        real[:, 1] <= edges[1][-1]
+        edges.append(nice_edges(low, high, cells))
+    nx, ny = len(edges[0]) - 1, len(edges[1]) - 1
+    inside = (real[:, 0] >= edges[0][0]) & (real[:, 0] < edges[0][-1]) & (real[:, 1] >= edges[1][0]) & (
+        real[:, 1] < edges[1][-1]
     )
-    flat = (ix * cells + iy)[inside]
-    real_counts = np.bincount(flat, minlength=cells * cells).reshape(cells, cells)
-    shown = support(flat, patients[inside] if patients is not None else None, cells * cells).reshape(cells, cells)
+    ix = np.searchsorted(edges[0], real[inside, 0], side="right") - 1
+    iy = np.searchsorted(edges[1], real[inside, 1], side="right") - 1
+    flat = ix * ny + iy
+    real_counts = np.bincount(flat, minlength=nx * ny).reshape(nx, ny)
+    shown = support(flat, patients[inside] if patients is not None else None, nx * ny).reshape(nx, ny)
     synthetic_counts = np.histogram2d(synthetic[:, 0], synthetic[:, 1], bins=edges)[0]
     real_density = np.where(shown >= suppress_below, real_counts / len(real), 0.0)
     return {

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from threadpoolctl import threadpool_limits
 
 from synth.evaluation.encoding import Encoded, Layout
@@ -31,17 +31,31 @@ TRAIN_SHARE = 0.7
 PERMUTATIONS = 3
 
 
-def propensity_scores(layout: Layout, real: Encoded, synthetic: Encoded, rng: np.random.Generator) -> dict:
-    """pMSE, its null expectation and ratio, the propensity AUC, and the sizes used."""
+def propensity_scores(
+    layout: Layout,
+    real: Encoded,
+    synthetic: Encoded,
+    rng: np.random.Generator,
+    real_patients: np.ndarray | None = None,
+    synthetic_patients: np.ndarray | None = None,
+) -> dict:
+    """pMSE, its null expectation and ratio, the propensity AUC, and the sizes used.
+
+    Args:
+        real_patients: each real row's patient code, when the table has an entity key: the
+            split and the permutations then keep a patient's rows together.
+        synthetic_patients: the same for the synthetic rows (each row its own group if absent).
+    """
     stacked = Encoded(np.vstack([real.numeric, synthetic.numeric]), np.vstack([real.codes, synthetic.codes]))
     # Category ranks from both tables together: ranks from the real rows alone would pool the
     # synthetic-only rare levels apart and hand the classifier a label it did not earn.
     features = FeatureMap(layout, stacked)
     x = features(stacked)
     y = np.concatenate([np.zeros(len(real)), np.ones(len(synthetic))])
+    groups = _groups(real_patients, synthetic_patients, len(synthetic))
     c = len(synthetic) / len(y)
-    observed, auc = _pmse(x, y, c, features.categorical_mask, rng)
-    null = [_pmse(x, rng.permutation(y), c, features.categorical_mask, rng)[0] for _ in range(PERMUTATIONS)]
+    observed, auc = _pmse(x, y, features.categorical_mask, groups, rng)
+    null = [_pmse(x, _permuted(y, groups, rng), features.categorical_mask, groups, rng)[0] for _ in range(PERMUTATIONS)]
     null_mean = float(np.mean(null))
     return {
         "pmse": observed,
@@ -53,23 +67,50 @@ def propensity_scores(layout: Layout, real: Encoded, synthetic: Encoded, rng: np
             "c": c,
             "real_rows": len(real),
             "synthetic_rows": len(synthetic),
-            "scored_rows": int(round(len(y) * (1 - TRAIN_SHARE))),
+            "scored_share": round(1 - TRAIN_SHARE, 3),
+            "split": "by patient" if groups is not None else "by row",
             "permutations": PERMUTATIONS,
             "classifier": "HistGradientBoostingClassifier",
         },
     }
 
 
+def pmse(scores: np.ndarray, c: float) -> float:
+    """mean (p_i - c)^2: the propensity mean squared error of scores ``p`` about the base rate ``c``."""
+    return float(np.mean((scores - c) ** 2))
+
+
+def _groups(real: np.ndarray | None, synthetic: np.ndarray | None, synthetic_rows: int) -> np.ndarray | None:
+    """One group code per stacked row (real patients, then synthetic ones), or ``None`` without patients."""
+    if real is None:
+        return None
+    synthetic = synthetic if synthetic is not None else np.arange(synthetic_rows)
+    return np.concatenate([real.astype(np.int64), synthetic.astype(np.int64) + int(real.max(initial=-1)) + 1])
+
+
+def _permuted(y: np.ndarray, groups: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """Labels shuffled across rows, or across patients (a patient's rows keep one label)."""
+    if groups is None:
+        return rng.permutation(y)
+    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    return rng.permutation(y[first])[inverse]
+
+
 def _pmse(
-    x: np.ndarray, y: np.ndarray, c: float, categorical: np.ndarray, rng: np.random.Generator
+    x: np.ndarray, y: np.ndarray, categorical: np.ndarray, groups: np.ndarray | None, rng: np.random.Generator
 ) -> tuple[float, float]:
-    x_fit, x_score, y_fit, y_score = train_test_split(
-        x, y, train_size=TRAIN_SHARE, stratify=y, random_state=seed_for(rng)
-    )
+    if groups is None:
+        fit, score = train_test_split(np.arange(len(y)), train_size=TRAIN_SHARE, stratify=y, random_state=seed_for(rng))
+    else:
+        split = GroupShuffleSplit(n_splits=1, train_size=TRAIN_SHARE, random_state=seed_for(rng))
+        fit, score = next(split.split(x, y, groups))
     model = HistGradientBoostingClassifier(
         categorical_features=categorical, early_stopping=True, random_state=seed_for(rng)
     )
     with threadpool_limits(ONE_THREAD, user_api="openmp"):
-        model.fit(x_fit, y_fit)
-        p = model.predict_proba(x_score)[:, 1]
-    return float(np.mean((p - c) ** 2)), float(roc_auc_score(y_score, p))
+        model.fit(x[fit], y[fit])
+        p = model.predict_proba(x[score])[:, 1]
+    # The base rate of the labels in hand: permuted patients' labels need not keep the exact share.
+    c = float(y.mean())
+    auc = float(roc_auc_score(y[score], p)) if 0 < y[score].mean() < 1 else float("nan")
+    return pmse(p, c), auc

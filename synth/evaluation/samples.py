@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+#: At most this many rows of one sampled patient: a patient with a thousand events must not
+#: outweigh the others in a row-level score, nor one patient fill an attack's budget.
+ROWS_PER_PATIENT = 20
+
 
 def sample_indices(rows: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """Sorted positions of ``min(size, rows)`` rows drawn without replacement."""
@@ -53,3 +57,44 @@ def outer_edges(values: np.ndarray, patients: np.ndarray | None, k: int) -> tupl
     low = ranked[first[min(k, len(first) - 1)]]
     high = ranked[len(ranked) - 1 - last[min(k, len(last) - 1)]]
     return float(low), float(high)
+
+
+def sample_patients(
+    positions: np.ndarray, patients: np.ndarray, rows: int, rng: np.random.Generator, count: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whole patients drawn without replacement: the positions of their rows and each row's patient.
+
+    Args:
+        positions: the candidate rows' positions in their table.
+        patients: each candidate row's patient code (aligned with ``positions``).
+        rows: about how many rows to draw; patients are drawn until their rows (at most
+            ``ROWS_PER_PATIENT`` each) reach it. Ignored when ``count`` is given.
+        count: draw exactly this many patients (as many as there are, if fewer).
+
+    Returns:
+        ``(positions, patient)``: sorted row positions, and for each the index (0..k-1) of its
+        patient among the ``k`` drawn, so scores can be averaged per patient.
+    """
+    unique, inverse = np.unique(patients, return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(unique))
+    order = rng.permutation(len(unique))
+    if count is None:
+        count = int(np.searchsorted(np.cumsum(np.minimum(counts, ROWS_PER_PATIENT)[order]), rows) + 1)
+    by_patient = np.argsort(inverse, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    chosen, owner = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    for k, patient in enumerate(order[: min(count, len(unique))]):
+        mine = by_patient[starts[patient] : starts[patient] + counts[patient]]
+        if len(mine) > ROWS_PER_PATIENT:
+            mine = rng.choice(mine, ROWS_PER_PATIENT, replace=False)
+        chosen.append(mine)
+        owner.append(np.full(len(mine), k))
+    chosen_rows, owners = np.concatenate(chosen), np.concatenate(owner)
+    ordered = np.argsort(chosen_rows, kind="stable")
+    return positions[chosen_rows[ordered]], owners[ordered]
+
+
+def per_patient_mean(values: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """The mean of ``values`` over each patient's rows (``owners`` as from :func:`sample_patients`)."""
+    counts = np.bincount(owners)
+    return np.bincount(owners, weights=values, minlength=len(counts)) / np.maximum(counts, 1)

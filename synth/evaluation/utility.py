@@ -5,8 +5,11 @@ same settings, on real training rows; both predict the configured target
 (``evaluation.target``) for real *holdout* rows that neither the generator nor the
 models saw. Classification targets report ROC AUC (one-vs-rest macro average for more
 than two classes) and accuracy; numeric targets report R^2 and mean absolute error.
-``utility_ratio`` is TSTR's headline score over TRTR's (AUC or R^2): 1.0 means a model
-built on the synthetic data is as good as one built on the real data.
+``utility_ratio`` is the share of the real model's skill above chance that the synthetic
+model keeps: (AUC_TSTR - 0.5) / (AUC_TRTR - 0.5) for classification (0.5 is a coin's AUC),
+R^2_TSTR / R^2_TRTR for regression (0 is predicting the mean). 1.0: a model built on the
+synthetic data is as good as one built on the real data; 0: no better than chance; it is
+undefined (``None``) when the real model itself is no better than chance.
 Sampling: at most ``rows`` training rows for each model and ``rows`` holdout rows to
 test; rows whose target is missing are left out; the sizes are reported.
 References: C. Esteban, S. L. Hyland, G. Ratsch (2017), "Real-valued (medical) time series
@@ -37,6 +40,7 @@ class Predictions:
     tstr: np.ndarray
     trtr: np.ndarray
     classification: bool
+    holdout_patients: np.ndarray | None = None
 
 
 def utility_scores(
@@ -47,16 +51,23 @@ def utility_scores(
     synthetic: Encoded,
     rows: int,
     rng: np.random.Generator,
+    holdout_patients: np.ndarray | None = None,
 ) -> tuple[dict, Predictions | None]:
-    """TSTR and TRTR scores on the real holdout, and the predictions behind them."""
+    """TSTR and TRTR scores on the real holdout, and the predictions behind them.
+
+    ``holdout_patients`` (each holdout row's patient code) travels with the tested rows, so
+    the fairness check can count patients.
+    """
     classification = target in layout.categorical
     features = FeatureMap(layout, train, drop=(target,))
     label = _labeller(layout, target)
-    frames = []
+    frames, kept = [], []
     for frame in (synthetic, train, holdout):
-        frame = frame.take(np.flatnonzero(~_missing(label(frame), classification)))
-        frames.append(frame.take(sample_indices(len(frame), rows, rng)))
+        present = np.flatnonzero(~_missing(label(frame), classification))
+        kept.append(present[sample_indices(len(present), rows, rng)])
+        frames.append(frame.take(kept[-1]))
     synthetic, train, holdout = frames
+    tested_patients = holdout_patients[kept[2]] if holdout_patients is not None else None
     if min(len(synthetic), len(train), len(holdout)) < 2:
         return {"tstr": None, "trtr": None, "utility": {"skipped": "too few rows with the target present"}}, None
     seed = seed_for(rng)  # one seed for both models: only their training data differ
@@ -70,7 +81,7 @@ def utility_scores(
     metrics = {
         "tstr": tstr,
         "trtr": trtr,
-        "utility_ratio": tstr[headline] / trtr[headline] if trtr[headline] not in (0, None) else None,
+        "utility_ratio": utility_ratio(tstr[headline], trtr[headline], classification),
         "utility": {
             "target": target,
             "task": "classification" if classification else "regression",
@@ -81,7 +92,15 @@ def utility_scores(
             "model": type(tstr_model).__name__,
         },
     }
-    return metrics, Predictions(holdout, truth, tstr_pred, trtr_pred, classification)
+    return metrics, Predictions(holdout, truth, tstr_pred, trtr_pred, classification, tested_patients)
+
+
+def utility_ratio(tstr: float | None, trtr: float | None, classification: bool) -> float | None:
+    """The synthetic model's skill above chance as a share of the real model's (see the module docstring)."""
+    if tstr is None or trtr is None:
+        return None
+    chance = 0.5 if classification else 0.0
+    return (tstr - chance) / (trtr - chance) if trtr > chance else None
 
 
 def _labeller(layout: Layout, target: str):

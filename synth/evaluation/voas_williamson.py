@@ -1,21 +1,32 @@
 """Voas-Williamson goodness of fit over the two-way contingency tables of the columns.
 
-Definition: for each pair of columns, cross-tabulate the real and the synthetic rows
-(numbers and dates cut at the real quintiles, missing values a cell of their own). With
-s_k the synthetic count in cell k and o_k the real count scaled to the synthetic total
-(o_k = real_k * n_synthetic / n_real), over cells with s_k + o_k > 0:
+Definition, as synthpop's ``utility.tab`` computes it (R package synthpop, file
+``R/utility.syn.r``, function ``utility.tab.synds``, statistic ``UtabVW``): for each pair of
+columns, cross-tabulate the real and the synthetic rows, numbers and dates cut into
+``GROUPS`` groups at the quantiles of the real and synthetic values together (synthpop's
+``group_num``: ``classIntervals(c(x1, x2), n = 5, style = "quantile")``, intervals closed
+on the left), missing values a cell of their own. The real counts are scaled to the
+synthetic total, ``tabd <- table(data) * (nrow(syndata) / nrow(data))``; with s_k the
+synthetic count in cell k and o_k = real_k * n_synthetic / n_real, over cells with
+s_k + o_k > 0 (synthpop sets the other terms to 0 and leaves them out of df):
 
     VW = sum_k (s_k - o_k)^2 / ((s_k + o_k) / 2),    df = (non-empty cells) - 1.
 
-If the synthetic rows are drawn from the real table's cell proportions, VW follows a
-chi-square distribution with df degrees of freedom, so ``ratio = VW / df`` is about 1
-(an independent sample of the population of the same size as the real one gives about
-2, since both tables then carry sampling noise). Each table gets VW, df, the ratio and
-the chi-square p-value; overall, the mean and median ratio across tables.
+The scaling makes VW the chi-square statistic of the synthetic counts against the real
+proportions at the synthetic size, so it holds for tables of any two sizes. If the
+synthetic rows are drawn from the real table's cell proportions, VW follows a chi-square
+distribution with df degrees of freedom, so ``ratio = VW / df`` is about 1. An
+independent sample of the population (not drawn from the real table) carries the real
+table's sampling noise as well, scaled by n_synthetic / n_real: its ratio is about
+1 + n_synthetic / n_real (2 at equal sizes). Each table gets VW, df, the ratio and the
+chi-square p-value; overall, the mean and median ratio across tables. One difference
+from synthpop, on purpose: a synthetic missing value in a column the real data never
+leave missing is a cell here (synthpop's ``table`` would drop the row).
 References: D. Voas and P. Williamson (2001), "Evaluating goodness-of-fit measures for
 synthetic microdata", Geographical and Environmental Modelling 5(2); G. M. Raab,
 B. Nowok, C. Dibben (2021), "Assessing, visualizing and improving the utility of
-synthetic data", arXiv:2109.12717 (synthpop's ``utility.tab``, statistic "VW").
+synthetic data", arXiv:2109.12717; B. Nowok, G. M. Raab, C. Dibben (2016), "synthpop:
+Bespoke creation of synthetic data in R", J. Stat. Softw. 74(11).
 """
 
 from __future__ import annotations
@@ -81,10 +92,12 @@ def vw_statistic(real_counts: np.ndarray, synthetic_counts: np.ndarray) -> tuple
 
 
 def _discretise(layout: Layout, real: Encoded, synthetic: Encoded) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Cell codes per column, shared by both tables: quintiles of the real numbers (+ missing)."""
+    """Cell codes per column, shared by both tables: quantile groups of both tables' numbers (+ missing)."""
     real_columns, synthetic_columns = [], []
     for j in range(len(layout.numeric)):
-        present = real.numeric[:, j][~np.isnan(real.numeric[:, j])]
+        pooled = np.concatenate([real.numeric[:, j], synthetic.numeric[:, j]])
+        present = pooled[~np.isnan(pooled)]
+        # R's quantile type 7 is numpy's default ("linear"); the outer breaks (min, max) hold every value.
         cuts = np.unique(np.quantile(present, np.linspace(0, 1, GROUPS + 1)[1:-1])) if len(present) else np.array([])
         for frame, out in ((real, real_columns), (synthetic, synthetic_columns)):
             values = frame.numeric[:, j]
