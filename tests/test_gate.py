@@ -8,7 +8,7 @@ import pytest
 
 from synth.config import GateOptions, parse_config
 from synth.errors import ConfigError
-from synth.evaluation.gate import allowance, gate_verdict
+from synth.evaluation.gate import allowance, copy_allowance, gate_verdict
 
 HOLDOUT = {"given": True, "holdout_match_rate": 0.0, "real_duplicate_rate": 0.0, "holdout_rows": 2_000,
            "real_rows": 8_000}
@@ -16,7 +16,8 @@ DISTANCE = {"synthetic_rows": 10_000, "holdout_rows": 10_000, "tail_quantile": 0
             "dcr_holdout_tail_share": 0.05}
 SAFE = {
     "rows": 10_000, "holdout_rows": 2_000, "holdout": HOLDOUT, "exact_collisions": 0, "exact_collision_rate": 0.0,
-    "holdout_exact_collision_rate": 0.0, "dcr_median": 0.10, "dcr_holdout_median": 0.10, "distance": DISTANCE,
+    "holdout_exact_collision_rate": 0.0, "training_collisions": 0, "synthetic_holdout_collisions": 0,
+    "training_holdout_rate": 0.0, "copy_scale": 4.0, "real_rows": 8_000, "dcr_median": 0.10, "dcr_holdout_median": 0.10, "distance": DISTANCE,
     "mia_auc": 0.52, "membership_inference": {"distance_auc": 0.52, "density_auc": 0.49}, "quality_score": 0.85,
 }
 NAMES = ["holdout", "exact_copies", "closeness", "closeness_tail", "membership_inference", "quality"]
@@ -29,16 +30,16 @@ def test_safe_metrics_pass():
 
 
 def test_each_failure_says_which_check_and_by_how_much():
-    metrics = SAFE | {"exact_collisions": 3, "exact_collision_rate": 3e-4, "dcr_median": 0.05,
+    metrics = SAFE | {"training_collisions": 3, "dcr_median": 0.05,
                       "distance": DISTANCE | {"dcr_tail_share": 0.24}, "mia_auc": 0.71, "quality_score": 0.62}
     verdict = gate_verdict(metrics)
     assert verdict["verdict"] == "fail" and verdict["summary"] == "FAIL"
     reasons = verdict["reasons"]
-    # 0% + 3 * sqrt(1/2000 * (1 - 1/2000) * (1/10000 + 1/2000)) = 0.164%: the holdout cannot resolve less.
-    metrics |= {"exact_collisions": 30, "exact_collision_rate": 3e-3}
+    # No synthetic row equals a holdout row: 4 x 0 + 3 * sqrt((4 + 16) * 1) = 13.4 copies at most.
+    metrics |= {"training_collisions": 30}
     reasons = gate_verdict(metrics)["reasons"]
-    assert reasons[0] == ("exact copies of real rows 30 of 10,000 synthetic rows (0.3%), against the holdout's own "
-                          "0% + 3 standard errors = limit 0.164%: exceeds it by 0.136%")
+    assert reasons[0] == ("synthetic rows equal to a training row: 30 of 10,000, against 0 equal to a holdout row x 4 "
+                          "(training/holdout size) + 3 standard errors = limit 13.4: exceeds it by 16.6 (copies)")
     assert "0.05 is below holdout baseline 0.1 x (1 - 0.1) = 0.09 by 0.04" in reasons[1]
     # 0.05 + 3 * sqrt(0.05 * 0.95 * (1/10000 + 1/10000)) = 0.05925
     assert reasons[2].startswith("24% of synthetic rows are at most as far from a training row as the holdout's 5% "
@@ -56,13 +57,31 @@ def test_tail_allowance_is_the_standard_error_of_two_shares():
     assert not gate_verdict(SAFE | {"distance": DISTANCE | {"dcr_tail_share": 0.0593}})["checks"][3]["passed"]
 
 
-def test_exact_copies_are_judged_against_the_holdouts_own_rate():
-    # A coarse table: 4% of unseen real rows equal a training row; so may 4% of synthetic rows, plus noise.
-    coarse = SAFE | {"holdout_exact_collision_rate": 0.04}
-    limit = 0.04 + 3 * math.sqrt(0.04 * 0.96 * (1 / 10_000 + 1 / 2_000))
-    check = gate_verdict(coarse | {"exact_collision_rate": 0.045, "exact_collisions": 450})["checks"][1]
+def test_exact_copies_are_judged_against_matches_with_the_holdout_scaled_to_the_training_size():
+    # A coarse table: 120 synthetic rows equal a holdout row; 4x as many training rows may match 4x as often.
+    coarse = SAFE | {"synthetic_holdout_collisions": 120, "training_holdout_rate": 0.012}
+    limit = 4 * 120 + 3 * math.sqrt(20 * 120)
+    assert copy_allowance(120, 4.0, 3) == pytest.approx(limit)
+    check = gate_verdict(coarse | {"training_collisions": 600})["checks"][1]
     assert check["passed"] and check["threshold"] == pytest.approx(limit)
-    assert not gate_verdict(coarse | {"exact_collision_rate": 0.06, "exact_collisions": 600})["checks"][1]["passed"]
+    assert not gate_verdict(coarse | {"training_collisions": 630})["checks"][1]["passed"]
+    # A fine-grained table where no synthetic row equals a holdout row: a handful of copies at most,
+    # however many synthetic rows there are.
+    assert copy_allowance(0, 4.0, 3) == pytest.approx(3 * math.sqrt(20))
+    assert gate_verdict(SAFE | {"rows": 1_000_000, "training_collisions": 13})["checks"][1]["passed"]
+    assert not gate_verdict(SAFE | {"rows": 1_000_000, "training_collisions": 14})["checks"][1]["passed"]
+    # A training set smaller than the holdout is scaled by 1, never below.
+    assert copy_allowance(5, 1.0, 3) == pytest.approx(5 + 3 * math.sqrt(2 * 5))
+
+
+def test_synthetic_rows_matching_unseen_people_too_often_fail_whatever_the_training_matches():
+    # Real rows (the holdout's among them) passed off as synthetic: they match training and
+    # holdout alike, so the scaled comparison alone would not see them.
+    copied = SAFE | {"training_collisions": 8_000, "synthetic_holdout_collisions": 2_000}
+    check = gate_verdict(copied)["checks"][1]
+    assert not check["passed"]
+    assert check["message"].startswith("2,000 of 10,000 synthetic rows (20%) equal a holdout row, against the "
+                                       "training rows' own 0% + 3 standard errors")
 
 
 def test_closeness_tolerance_is_relative_to_the_holdout_baseline():

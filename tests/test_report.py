@@ -53,7 +53,7 @@ def test_report_has_every_section_summary_first_and_no_network(run):
     positions = [html.index(f'<section id="{name}">') for name in SECTIONS]
     assert positions == sorted(positions) and positions[0] == min(positions)
     assert "Release gate: <strong id=\"gate-verdict\">FAIL</strong>" in html
-    assert "exact copies of real rows" in html  # the failing check, with its numbers
+    assert "synthetic rows equal to a training row" in html  # the failing check, with its numbers
     assert not re.search(r'<(script|link|img)[^>]+(src|href)="https?:', html)  # self-contained
     assert html.count("<script type=\"text/javascript\">") == 1  # plotly.js once, inline
 

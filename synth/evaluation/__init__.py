@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from synth.config import EvaluationOptions, GateOptions
 from synth.evaluation.attribute import attribute_inference
-from synth.evaluation.collisions import exact_collisions, holdout_overlap
+from synth.evaluation.collisions import copies_against_holdout, exact_collisions, holdout_overlap
 from synth.evaluation.correlation import correlation_scores
 from synth.evaluation.diagnostic import diagnostic_scores
 from synth.evaluation.distance import distance_scores
@@ -168,7 +168,9 @@ def evaluate(
     with timed("voas_williamson"):
         metrics |= voas_williamson(layout, real_sample, synthetic_sample)
     with timed("collisions"):
-        metrics |= exact_collisions(whole_real, pl.from_arrow(synthetic_table).lazy(), schema)
+        synthetic_rows_lazy = pl.from_arrow(synthetic_table).lazy()
+        metrics |= exact_collisions(whole_real, synthetic_rows_lazy, schema)
+        metrics |= copies_against_holdout(real, holdout, synthetic_rows_lazy, schema)
         baseline = exact_collisions(real, holdout, schema)
         metrics |= {"holdout_exact_collisions": baseline["exact_collisions"],
                     "holdout_exact_collision_rate": baseline["exact_collision_rate"]}

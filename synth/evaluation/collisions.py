@@ -10,9 +10,11 @@ hashing with exact verification of every candidate match (no false matches from 
 collisions), over every row of both tables.
 
 Real people share every value more often than one might think in coarse tables (sex, age
-band, a few codes): real holdout rows equal a training row at some rate of their own. The
-release gate therefore compares the synthetic rate with the holdout's (the *baseline*),
-not with zero.
+band, a few codes), so the release gate does not compare copies with zero. It compares the
+synthetic rows' matches with the training rows against their matches with the holdout,
+scaled to the training set's size (:func:`copies_against_holdout`): both are counted over
+every synthetic row, so the comparison has the power of the synthetic table, not of the
+(smaller) holdout. The holdout's own rate of rows equal to a training row is reported too.
 
 Holdout overlap: a holdout must hold people the generator never saw. With an entity key,
 a patient key found in both tables settles it. On rows, compared over every column the two
@@ -43,6 +45,36 @@ def exact_collisions(real: pa.Table, synthetic: pa.Table | pl.LazyFrame, schema:
     copies = synthetic_rows.join(real_rows, on=columns, how="semi", nulls_equal=True).select(pl.len()).collect().item()
     total = synthetic_rows.select(pl.len()).collect().item()
     return {"exact_collisions": int(copies), "exact_collision_rate": copies / total if total else 0.0}
+
+
+def copies_against_holdout(training: pa.Table, holdout: pa.Table, synthetic: pl.LazyFrame, schema: Schema) -> dict:
+    """Synthetic rows equal to a training row, and to a holdout row, with the scale between them.
+
+    Why the scale bounds what a generator that never saw the training rows would copy: let
+    ``q(n)`` be the chance that a synthetic row equals at least one of ``n`` real rows drawn
+    from the population. ``q(n) = sum_x P(x) (1 - (1 - P(x))^n)`` is concave in ``n`` with
+    ``q(0) = 0``, so ``q(n_t) <= (n_t / n_h) q(n_h)`` for ``n_t >= n_h`` (and ``q(n_t) <= q(n_h)``
+    otherwise). A generator that learnt the population, not the training rows, matches the
+    ``n_t`` training rows at most ``max(n_t / n_h, 1)`` times as often as the ``n_h`` holdout
+    rows; one that memorised training rows matches them more.
+
+    The same concavity gives the rate at which rows from the population equal a holdout row:
+    ``q(n_h)``, estimated by the share of training rows equal to a holdout row. Synthetic rows
+    matching holdout rows far more often than that copy real records the generator should
+    never have seen (a holdout that was trained on, or a "synthetic" table of real rows).
+
+    Returns:
+        ``training_collisions`` (synthetic rows equal to a training row),
+        ``synthetic_holdout_collisions`` (synthetic rows equal to a holdout row),
+        ``training_holdout_rate`` (training rows equal to a holdout row, their share) and
+        ``copy_scale`` (``max(n_t / n_h, 1)``).
+    """
+    copied = exact_collisions(training, synthetic, schema)["exact_collisions"]
+    unseen = exact_collisions(holdout, synthetic, schema)["exact_collisions"]
+    natural = exact_collisions(holdout, pl.from_arrow(training).lazy(), schema)["exact_collision_rate"]
+    scale = max(training.num_rows / holdout.num_rows, 1.0) if holdout.num_rows else float("nan")
+    return {"training_collisions": copied, "synthetic_holdout_collisions": unseen,
+            "training_holdout_rate": natural, "copy_scale": scale}
 
 
 def _normalise(frame: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:

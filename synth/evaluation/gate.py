@@ -10,13 +10,17 @@ z is ``sampling_sigmas``, default 3):
   when it repeats real rows beyond sampling noise of the real table's own duplication
   (share of real rows equal to another real row, every column compared, identifiers too);
   shared patients are refused earlier, as an input error.
-* exact copies: the share of synthetic rows equal to a real row, on the full data, may
-  exceed the holdout's own share (real rows equal to a training row: people who share
-  every value, common in coarse tables) by z standard errors of the difference of two
-  binomial shares, sqrt(p (1 - p) (1/n_synthetic + 1/n_holdout)) with p the holdout's
-  share, floored at 1/n_holdout (:func:`allowance`). In a table where no holdout row
-  equals a training row this allows about 3/n_holdout (with n_synthetic >> n_holdout):
-  a larger holdout tightens it.
+* exact copies: ``k_t``, the synthetic rows equal to a training row (on the full data),
+  may exceed ``s * k_h`` by z standard errors, where ``k_h`` is the synthetic rows equal
+  to a holdout row and ``s = max(n_training / n_holdout, 1)``: a generator that learnt the
+  population rather than the training rows matches the training rows at most ``s`` times
+  as often as the holdout's (the match chance is concave in the size of the set matched;
+  :func:`synth.evaluation.collisions.copies_against_holdout`). Coarse tables, where
+  different people share every value, match both sets often and pass; a table where no
+  synthetic row equals a holdout row allows ``z sqrt(s + s^2)`` copies (13 at an 80/20
+  split) whatever the synthetic size, since both counts run over every synthetic row.
+  The variance is Poisson's, ``s k_h + s^2 k_h`` with ``k_h`` floored at 1
+  (:func:`copy_allowance`).
 * closeness: ``dcr_median >= dcr_holdout_median * (1 - dcr_tolerance)`` - synthetic rows
   may not sit closer to the training rows, at the median, than real rows the generator
   never saw (default tolerance 0.1).
@@ -129,21 +133,39 @@ def _holdout(metrics: dict, options: GateOptions) -> dict:
                   "it holds rows of the real table")
 
 
+def copy_allowance(holdout_matches: int, scale: float, sigmas: float) -> float:
+    """The most synthetic rows that may equal a training row: ``s k_h + z sqrt((s + s^2) max(k_h, 1))``.
+
+    ``k_t - s k_h`` has mean at most 0 for a generator that never saw the training rows and,
+    with both counts roughly Poisson, variance ``s k_h + s^2 k_h``; ``k_h`` is floored at one
+    match so a table with none still allows for the one a faithful generator may show.
+    """
+    return scale * holdout_matches + sigmas * math.sqrt((scale + scale * scale) * max(holdout_matches, 1))
+
+
 def _exact_copies(metrics: dict, options: GateOptions, holdout: dict) -> dict:
-    name, label = "exact_copies", "exact copies of real rows"
-    share, baseline = metrics.get("exact_collision_rate"), metrics.get("holdout_exact_collision_rate")
-    n_synthetic, n_holdout = metrics.get("rows") or 0, metrics.get("holdout_rows") or 0
-    if not (_known(share) and _known(baseline)) or not n_synthetic or not n_holdout:
+    name, label = "exact_copies", "synthetic rows equal to a training row"
+    keys = ("training_collisions", "synthetic_holdout_collisions", "copy_scale", "training_holdout_rate")
+    copies, unseen, scale, natural = (metrics.get(k) for k in keys)
+    n_synthetic, n_training = metrics.get("rows") or 0, metrics.get("real_rows") or 0
+    if not all(_known(v) for v in (copies, unseen, scale, natural)) or not n_synthetic or not n_training:
         return _unknown(name, label, None)
     if (metrics.get("holdout") or {}).get("given") and not holdout["passed"]:
-        return _check(name, False, share, None, f"{UNKNOWN}: the holdout's rate of equal rows is no baseline")
-    limit = baseline + allowance(baseline, n_synthetic, n_holdout, options.sampling_sigmas)
-    copies = metrics.get("exact_collisions")
-    measured = (f"{label} {_count(copies)} of {n_synthetic:,} synthetic rows ({_pct(share)}), against the holdout's own "
-                f"{_pct(baseline)} + {options.sampling_sigmas:g} standard errors = limit {_pct(limit)}")
-    if share <= limit:
-        return _check(name, True, share, limit, f"{measured}: within it")
-    return _check(name, False, share, limit, f"{measured}: exceeds it by {_pct(share - limit)}")
+        return _check(name, False, copies, None, f"{UNKNOWN}: the holdout is no baseline for copies")
+    # Unseen people first: synthetic rows may equal holdout rows only as often as training rows do.
+    unseen_limit = natural + allowance(natural, n_synthetic, n_training, options.sampling_sigmas)
+    if unseen / n_synthetic > unseen_limit:
+        return _check(name, False, copies, None, (
+            f"{_count(unseen)} of {n_synthetic:,} synthetic rows ({_pct(unseen / n_synthetic)}) equal a holdout row, "
+            f"against the training rows' own {_pct(natural)} + {options.sampling_sigmas:g} standard errors = "
+            f"{_pct(unseen_limit)}: the synthetic rows copy real records, the holdout's included"))
+    limit = copy_allowance(unseen, scale, options.sampling_sigmas)
+    measured = (f"{label}: {_count(copies)} of {n_synthetic:,}, against {_count(unseen)} equal to a holdout row "
+                f"x {scale:.3g} (training/holdout size) + {options.sampling_sigmas:g} standard errors = limit "
+                f"{limit:,.1f}")
+    if copies <= limit:
+        return _check(name, True, copies, limit, f"{measured}: within it")
+    return _check(name, False, copies, limit, f"{measured}: exceeds it by {copies - limit:,.1f} (copies)")
 
 
 def _closeness(metrics: dict, options: GateOptions) -> dict:
