@@ -10,13 +10,15 @@ from synth.config import GateOptions, parse_config
 from synth.errors import ConfigError
 from synth.evaluation.gate import gate_verdict
 
-SAFE = {"exact_collisions": 0, "dcr_median": 0.10, "dcr_holdout_median": 0.10, "mia_auc": 0.52, "quality_score": 0.85}
+SAFE = {"exact_collisions": 0, "dcr_median": 0.10, "dcr_holdout_median": 0.10, "mia_auc": 0.52, "quality_score": 0.85,
+        "direct_identifier_copies": 0}
 
 
 def test_safe_metrics_pass():
     verdict = gate_verdict(SAFE)
     assert verdict["verdict"] == "pass" and verdict["reasons"] == []
-    assert [c["name"] for c in verdict["checks"]] == ["exact_copies", "closeness", "membership_inference", "quality"]
+    assert [c["name"] for c in verdict["checks"]] == ["exact_copies", "closeness", "membership_inference", "quality",
+                                                          "direct_identifiers"]
 
 
 def test_each_failure_says_which_check_and_by_how_much():

@@ -29,6 +29,7 @@ from synth.evaluation.encoding import encode
 from synth.evaluation.entities import entity_metrics
 from synth.evaluation.fairness import fairness_scores
 from synth.evaluation.gate import gate_verdict
+from synth.evaluation.identifiers import direct_identifier_scores
 from synth.evaluation.membership import membership_inference
 from synth.evaluation.pca import pca_scores
 from synth.evaluation.propensity import propensity_scores
@@ -38,6 +39,7 @@ from synth.evaluation.tables import check_options, conform, load_table
 from synth.evaluation.utility import utility_scores
 from synth.evaluation.voas_williamson import voas_williamson
 from synth.holdout import split_holdout
+from synth.pii.rules import generalised_table
 from synth.schema import Schema
 
 __all__ = ["evaluate", "gate_verdict"]
@@ -79,8 +81,13 @@ def evaluate(
     """
     options = options or EvaluationOptions()
     check_options(options, schema)
-    real = conform(real, schema, "real")
-    synthetic_table = conform(load_table(synthetic), schema, "synthetic")
+    synthetic_table = load_table(synthetic)
+    with_holdout = [real] if holdout is None else [real, holdout]
+    identifiers = direct_identifier_scores(with_holdout, synthetic_table, schema)  # before columns are dropped
+    # Real rows read from an extract hold generalised identifiers at full precision; the
+    # synthetic data are compared with them generalised, as the model saw them.
+    real = conform(generalised_table(real, schema.direct_identifiers), schema, "real")
+    synthetic_table = conform(synthetic_table, schema, "synthetic")
     holdout_source = "given: real rows the generator never saw"
     if holdout is None or holdout.num_rows == 0:
         fraction = options.holdout_fraction or FALLBACK_HOLDOUT_FRACTION
@@ -92,7 +99,7 @@ def evaluate(
             "the generator may have seen these rows, so privacy baselines are real-vs-real references"
         )
     else:
-        holdout = conform(holdout, schema, "holdout")
+        holdout = conform(generalised_table(holdout, schema.direct_identifiers), schema, "holdout")
     rngs = dict(zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(_STREAMS)))))
     timings: dict[str, float] = {}
 
@@ -124,7 +131,7 @@ def evaluate(
         "holdout_source": holdout_source,
         "evaluation_sample_rows": {"real": len(real_rows), "synthetic": len(synthetic_rows)},
         "suppress_below": options.suppress_below,
-    }
+    } | identifiers
     figures: dict = {}
     with timed("quality"):
         metrics |= quality_scores(real_frame, synthetic_frame, schema)

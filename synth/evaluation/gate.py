@@ -7,7 +7,9 @@ Checks and thresholds (``gate:`` in the config, :class:`synth.config.GateOptions
   may not sit closer to the training rows, at the median, than real rows the generator
   never saw (default tolerance 0.1, i.e. up to 10 % closer is sampling noise);
 * membership inference: ``mia_auc <= max_mia_auc`` (default 0.6);
-* quality: ``quality_score >= min_quality`` (default 0.7).
+* quality: ``quality_score >= min_quality`` (default 0.7);
+* direct identifiers: no real value of a name, id, postcode, date of birth ... column in
+  the synthetic data (:mod:`synth.evaluation.identifiers`).
 
 A check whose number could not be computed fails: the gate releases only what it has
 shown to be safe. Every failing check says by how much it missed. ``enforce: false``
@@ -20,6 +22,7 @@ from __future__ import annotations
 import math
 
 from synth.config import GateOptions
+from synth.evaluation.identifiers import identifier_check
 
 
 def gate_verdict(metrics: dict, options: GateOptions | None = None) -> dict:
@@ -40,6 +43,7 @@ def gate_verdict(metrics: dict, options: GateOptions | None = None) -> dict:
         ),
         _at_most("membership_inference", "membership-inference AUC", metrics.get("mia_auc"), options.max_mia_auc),
         _at_least("quality", "quality score", metrics.get("quality_score"), options.min_quality, "the floor"),
+        identifier_check(metrics),
     ]
     failed = [c for c in checks if not c["passed"]]
     return {
