@@ -17,7 +17,8 @@ nhs_number      90%    ten digits (spaces or hyphens allowed) whose mod-11 check
 email           90%    ``local@domain.tld`` (a regular expression)
 postcode        90%    a full UK postcode (a regular expression)
 phone           80%    a valid number for the locale's country or its own ``+`` prefix,
-                       by ``phonenumbers`` (Google's libphonenumber metadata)
+                       by ``phonenumbers`` (Google's libphonenumber metadata), or
+                       one of Ofcom's numbers for drama
 name            60%    one to four words, each in the names dictionary (first and last
                        names of every Latin-script locale of Faker, ~37,000) or an
                        initial, at least one a dictionary name; and at least
@@ -49,6 +50,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from synth.pii.categories import PiiCategory
+from synth.pii.values import GB_DRAMA_LANDLINE, GB_DRAMA_MOBILE
 
 SAMPLE_VALUES = 1_000
 MIN_VALUES = 20
@@ -97,8 +99,8 @@ _POSTCODE = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}", re.IGNORECASE
 _PHONE_SHAPE = re.compile(r"\+?[\d\s().-]{9,20}")
 _ID_SHAPE = re.compile(r"[A-Za-z]{0,4}[-/ ]?\d{6,12}[A-Za-z]?")
 _WORD_SPLIT = re.compile(r"[\s,-]+")
-#: National numbers (without the trunk 0) of Ofcom's drama ranges that libphonenumber rejects.
-_DRAMA_PREFIXES = ("7700900", "1632960")
+#: National numbers (without the trunk 0) of Ofcom's drama ranges: libphonenumber rejects some.
+_DRAMA_PREFIXES = tuple(prefix[1:] for prefix in GB_DRAMA_MOBILE + GB_DRAMA_LANDLINE)
 
 
 @dataclass(frozen=True)

@@ -42,18 +42,13 @@ import pyarrow.compute as pc
 from synth.errors import SynthError
 from synth.pii.categories import PiiCategory
 from synth.pii.detect import is_phone_number, provider_weighted, words_of
-from synth.pii.values import UK_POSTCODE, normalised
+from synth.pii.values import GB_DRAMA_LANDLINE, GB_DRAMA_MOBILE, UK_POSTCODE, normalised
 
 #: Times a random draw is redone for values that collide with a real one before giving up.
 AVOID_ROUNDS = 50
 MIN_NAME_POOL = 100  # fewer fresh names than this left in the locale's list: other locales' are added
 STYLE_VALUES = 1_000  # real values read to learn a column's style
 
-#: Ofcom's drama numbers: national-format prefixes, each followed by any three digits.
-GB_MOBILE = ("07700900",)
-GB_LANDLINE = ("01632960", "02079460", "02920180", "02890180") + tuple(
-    f"0{code}4960" for code in ("113", "114", "115", "116", "117", "118", "121", "131", "141", "151", "161")
-)
 US_AREA_CODES = ("202", "212", "305", "312", "415", "503", "617", "702", "713", "808")
 _INWARD_LETTERS = np.array(list("CIKMOV"))  # never used in a real inward code
 
@@ -285,7 +280,7 @@ def _phone_pool(nanp: bool, mobile: bool, form: str) -> np.ndarray:
     if nanp:
         country, nationals = "1", [f"{area}55501{k:02d}" for area in US_AREA_CODES for k in range(100)]
     else:
-        country, prefixes = "44", GB_MOBILE if mobile else GB_LANDLINE
+        country, prefixes = "44", GB_DRAMA_MOBILE if mobile else GB_DRAMA_LANDLINE
         nationals = [f"{prefix}{k:03d}" for prefix in prefixes for k in range(1_000)]
     return np.array([_format_phone(national, country, form) for national in nationals])
 

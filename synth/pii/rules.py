@@ -107,13 +107,14 @@ def decide(
         category, note = PiiCategory.ID, "the entity key: numbered as an id"
     handling = declared.handling if declared is not None and declared.handling is not None else DEFAULT_HANDLING[category]
     level = declared.level if declared is not None else None
-    if handling is PiiHandling.GENERALISE and level is None:
-        level = LEVELS[category][0]
     problem = check_handling(category, handling, level)
     if problem:
         raise ConfigError(f"{where}: {problem} (the column was found to be {category.value} by {found_by})")
+    if handling is PiiHandling.GENERALISE and level is None:
+        level = LEVELS[category][0]
     if is_key and handling is not PiiHandling.FAKE:
-        raise ConfigError(f"{where}: the entity key {name!r} cannot be {handling.value}ed; its ids are regenerated")
+        done = {PiiHandling.DROP: "dropped", PiiHandling.GENERALISE: "generalised"}[handling]
+        raise ConfigError(f"{where}: the entity key {name!r} cannot be {done}; its ids are regenerated")
     declared_kind = override.kind if override is not None else None
     if declared_kind is not None and declared_kind is not _kind_after(category, handling, declared_kind):
         if found_by == "config":

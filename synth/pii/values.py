@@ -25,6 +25,12 @@ from synth.pii.categories import PiiCategory
 UK_POSTCODE = r"^([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})$"
 #: A UK outward code alone.
 UK_OUTWARD = r"^[A-Z]{1,2}[0-9][A-Z0-9]?$"
+#: Ofcom's numbers for TV and radio drama, never allocated to a line: national-format prefixes,
+#: each followed by any three digits (Faker's en_GB phone formats use the same ranges).
+GB_DRAMA_MOBILE = ("07700900",)
+GB_DRAMA_LANDLINE = ("01632960", "02079460", "02920180") + tuple(
+    f"0{code}4960" for code in ("113", "114", "115", "116", "117", "118", "121", "131", "141", "151", "161")
+)
 #: Phone numbers are compared on this many trailing digits (the country prefix and trunk 0 vary).
 PHONE_DIGITS = 9
 
