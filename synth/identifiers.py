@@ -102,5 +102,6 @@ def fresh_ids(arrow_type: pa.DataType, digits: int | None, start: int, count: in
 
 def _constant_within(values: pa.ChunkedArray, keys: pa.ChunkedArray) -> bool:
     """Every patient (``keys``) has one value (nulls count as a value)."""
-    grouped = pa.table({"key": keys, "value": values}).group_by("key").aggregate([("value", "count_distinct", pc.CountOptions("all"))])
+    counts = [("value", "count_distinct", pc.CountOptions("all"))]
+    grouped = pa.table({"key": keys, "value": values}).group_by("key").aggregate(counts)
     return bool(pc.all(pc.less_equal(grouped["value_count_distinct"], 1)).as_py())

@@ -40,7 +40,8 @@ SEGMENTS = [
 ]
 CONTINUOUS = [i for i, s in enumerate(SEGMENTS) if s.kind == "continuous"]
 DISCRETE = [i for i, s in enumerate(SEGMENTS) if s.kind == "discrete"]
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
+NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+DEVICES = ["cpu", pytest.param("cuda", marks=NO_CUDA)]
 
 
 class CudaFloat32Ops(TorchFunctionMode):
@@ -111,7 +112,7 @@ def test_sampling_under_bf16_autocast_is_finite_and_matches_float32(device):
         assert 0 <= half[:, i].min() and half[:, i].max() < SEGMENTS[i].classes
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@NO_CUDA
 def test_the_training_loop_trains_with_mixed_precision_on_cuda():
     options = ModelOptions(epochs=2, batch_size=64, device="cuda", mixed_precision=True, validation_fraction=0.0)
     model = network("cpu")

@@ -44,7 +44,8 @@ def found(table: pa.Table, config=None) -> dict[str, tuple[str, str, str]]:
         ("forename", "name"), ("full_name", "name"), ("NHSNumber", "nhs_number"), ("nhs_no", "nhs_number"),
         ("mrn", "id"), ("hospital_number", "id"), ("DOB", "date_of_birth"), ("date_of_birth", "date_of_birth"),
         ("BirthDate", "date_of_birth"), ("email_address", "email"), ("home_phone", "phone"), ("mobile", "phone"),
-        ("telephone_number", "phone"), ("postcode", "postcode"), ("zip_code", "postcode"), ("clinical_notes", "free_text"),
+        ("telephone_number", "phone"), ("postcode", "postcode"), ("zip_code", "postcode"),
+        ("clinical_notes", "free_text"),
         # not direct identifiers, whatever words they share with one
         ("time_in_hospital", None), ("admission_type_id", None), ("drug_name", None), ("surname_known", None),
         ("label", None), ("dod", None), ("phone_calls_made", None), ("patient_nbr", None),

@@ -98,7 +98,8 @@ class Synthesizer(ABC):
         sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         generator = torch.Generator().manual_seed(int(sequence.generate_state(1, dtype=np.uint64)[0] >> 1))
         frame = self._generalise(self._sample_frame(n, generator, start))
-        fakes = np.random.default_rng(np.random.SeedSequence(sequence.entropy, spawn_key=(*sequence.spawn_key, _FAKE_STREAM)))
+        fake_seed = np.random.SeedSequence(sequence.entropy, spawn_key=(*sequence.spawn_key, _FAKE_STREAM))
+        fakes = np.random.default_rng(fake_seed)
         self._fill_identifiers(frame, start, n, fakes, avoid or {})
         return to_arrow(frame, self.schema_)
 
@@ -129,7 +130,8 @@ class Synthesizer(ABC):
                 values = identifiers.fresh_values(spec, fmt, start, len(patients), **options)
                 frame[spec.name] = values.to_numpy(zero_copy_only=False)[codes]
             else:
-                frame[spec.name] = identifiers.fresh_values(spec, fmt, start, n, **options).to_numpy(zero_copy_only=False)
+                values = identifiers.fresh_values(spec, fmt, start, n, **options)
+                frame[spec.name] = values.to_numpy(zero_copy_only=False)
 
     @abstractmethod
     def _sample_frame(self, n: int, generator: torch.Generator, start: int) -> pd.DataFrame:

@@ -118,7 +118,9 @@ class Detection:
         )
 
 
-def detect(name: str, column: pa.ChunkedArray | pa.Array, rng: np.random.Generator, region: str = "GB") -> Detection | None:
+def detect(
+    name: str, column: pa.ChunkedArray | pa.Array, rng: np.random.Generator, region: str = "GB"
+) -> Detection | None:
     """The direct identifier category of column ``name``, or ``None``.
 
     Args:

@@ -270,7 +270,8 @@ def _choose(pool: tuple[np.ndarray, np.ndarray], n: int, rng: np.random.Generato
 
 
 def _phones(n: int, rng: np.random.Generator, style: dict) -> np.ndarray:
-    pool = _phone_pool(style.get("region", "GB") in ("US", "CA"), bool(style.get("mobile")), style.get("format", "national"))
+    nanp = style.get("region", "GB") in ("US", "CA")
+    pool = _phone_pool(nanp, bool(style.get("mobile")), style.get("format", "national"))
     return pool[rng.integers(len(pool), size=n)].astype(object)
 
 

@@ -105,7 +105,9 @@ def decide(
         if found_by == "config":
             raise ConfigError(f"{where}: the entity key {name!r} holds patient ids; declare it id or nhs_number")
         category, note = PiiCategory.ID, "the entity key: numbered as an id"
-    handling = declared.handling if declared is not None and declared.handling is not None else DEFAULT_HANDLING[category]
+    handling = DEFAULT_HANDLING[category]
+    if declared is not None and declared.handling is not None:
+        handling = declared.handling
     level = declared.level if declared is not None else None
     problem = check_handling(category, handling, level)
     if problem:
