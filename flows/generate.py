@@ -27,7 +27,8 @@ def generate(params: GenerateParameters) -> dict:
         prepared = preprocess_extract(params.source, fingerprint, config, run.work, params.verbose)
         check_extract(prepared)
         model_dir = train_model(prepared, config, str(output / "model"), run.work)
-        sampled = sample_synthetic(model_dir, str(output / "staging"), config.sampling, config.seed, prepared.rows)
+        sampled = sample_synthetic(model_dir, str(output / "staging"), config.sampling, config.seed, prepared.rows,
+                                   prepared.clean_dir)
         metrics = evaluate_synthetic(prepared.clean_dir, config, model_dir, sampled, str(output))
         publish_results(metrics, str(output))
         released = release_synthetic(sampled, str(output / "synthetic"), metrics)  # None when the gate failed

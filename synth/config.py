@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synth.errors import ConfigError
+from synth.pii.categories import PiiCategory, PiiHandling, check_handling
 
 
 class ColumnKind(str, Enum):
@@ -31,6 +32,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PiiOverride(_Strict):
+    """What the user says about a column as a direct identifier; unset fields are detected or defaulted.
+
+    ``pii: name`` is shorthand for ``pii: {category: name}``; ``pii: none`` says the column
+    is not a direct identifier, whatever detection finds.
+    """
+
+    category: PiiCategory | Literal["none"] | None = Field(
+        default=None, description="name, nhs_number, id, postcode, phone, email, date_of_birth, free_text, or none"
+    )
+    handling: PiiHandling | None = Field(
+        default=None, description="drop, fake or generalise; unset: the category's default (docs/direct-identifiers.md)"
+    )
+    level: Literal["month", "year", "outward", "area"] | None = Field(
+        default=None, description="what generalise keeps: date of birth month|year, postcode outward|area"
+    )
+
+    @model_validator(mode="after")
+    def _fits_its_category(self) -> PiiOverride:
+        if self.category == "none":
+            if self.handling is not None or self.level is not None:
+                raise ValueError("pii category 'none' (not a direct identifier) takes no handling or level")
+        elif self.category is not None:
+            problem = check_handling(self.category, self.handling, self.level)
+            if problem:
+                raise ValueError(problem)
+        return self
+
+
 class ColumnOverride(_Strict):
     """What the user says about one column; unset fields are inferred."""
 
@@ -38,6 +68,14 @@ class ColumnOverride(_Strict):
     datetime_format: str | None = Field(
         default=None, description="strptime format for text datetimes in CSV sources"
     )
+    pii: PiiOverride | None = Field(
+        default=None, description="direct identifier: a category, none, or {category, handling, level}"
+    )
+
+    @field_validator("pii", mode="before")
+    @classmethod
+    def _category_shorthand(cls, value: Any) -> Any:
+        return {"category": value} if isinstance(value, str) else value
 
 
 class SourceOptions(_Strict):
@@ -247,6 +285,23 @@ _LOOSER = {
 }
 
 
+class PiiOptions(_Strict):
+    """Direct identifiers: how fake values are made (detection and handling: ``columns.<name>.pii``)."""
+
+    locale: str = Field(
+        default="en_GB", description="Faker locale of fake names; phone numbers follow its country (GB, US...)"
+    )
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        from faker.config import AVAILABLE_LOCALES
+
+        if value not in AVAILABLE_LOCALES:
+            raise ValueError(f"unknown Faker locale {value!r} (e.g. en_GB, en_US, fr_FR)")
+        return value
+
+
 class EntityOptions(_Strict):
     """Patient-aware modelling when the extract has an entity key."""
 
@@ -327,6 +382,7 @@ class PipelineConfig(_Strict):
     evaluation: EvaluationOptions = Field(default_factory=EvaluationOptions)
     gate: GateOptions = Field(default_factory=GateOptions)
     entity: EntityOptions = Field(default_factory=EntityOptions)
+    pii: PiiOptions = Field(default_factory=PiiOptions)
     constraints: list[Constraint] = Field(default_factory=list)
     preprocess: PreprocessOptions = Field(default_factory=PreprocessOptions)
     validation: ValidationOptions = Field(default_factory=ValidationOptions)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Set
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,7 @@ def sample_to_parquet(
     chunk_rows: int = 100_000,
     fingerprint: str = "",
     on_chunk: ChunkCallback | None = None,
+    avoid: Mapping[str, Set[str]] | None = None,
 ) -> SampleResult:
     """Write ``rows`` synthetic rows as Parquet parts under ``folder``.
 
@@ -65,6 +66,7 @@ def sample_to_parquet(
         fingerprint: identifies the model (e.g. a hash of its weights); parts made from
             another model are never reused.
         on_chunk: progress callback.
+        avoid: real values fake identifiers must not take (see :meth:`Synthesizer.sample`).
     """
     if rows < 1 or chunk_rows < 1:
         raise ValueError("rows and chunk_rows must be at least 1")
@@ -84,7 +86,7 @@ def sample_to_parquet(
         if _complete_part(path, n):
             result.skipped.append(k)
         else:
-            write_parquet_atomic(path, synthesizer.sample(n, seeds[k], start=k * chunk_rows))
+            write_parquet_atomic(path, synthesizer.sample(n, seeds[k], start=k * chunk_rows, avoid=avoid))
             result.written.append(k)
         if on_chunk is not None:
             on_chunk(k + 1, chunks)

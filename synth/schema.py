@@ -16,8 +16,16 @@ Inference rules (each overridable per column in the config):
 * Text with at most ``max_categories`` distinct values -> categorical; longer-tailed
   text -> identifier (free text is not modelled; it is regenerated as opaque tokens).
 
+Direct identifiers (names, NHS numbers and other ids, postcodes, dates of birth, phone
+numbers, e-mails, free text) are then found by name and content, or declared
+(``columns.<name>.pii``), and their handling decides their kind: faked columns become
+identifiers, generalised ones datetime or categorical, dropped ones leave the schema
+(:mod:`synth.pii`). The schema keeps one :class:`~synth.pii.rules.DirectIdentifier` per
+such column, dropped ones included.
+
 The entity key (patient) is the config's ``entity_key`` or, failing that, the
-identifier column that repeats with the fewest distinct values.
+identifier column that repeats with the fewest distinct values (an id or NHS number,
+never a name, phone or e-mail).
 """
 
 from __future__ import annotations
@@ -26,17 +34,21 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from synth.config import ColumnKind, PipelineConfig
 from synth.constraints import check_columns
 from synth.errors import ConfigError, SchemaError
+from synth.pii import rules as pii
+from synth.pii.categories import KEY_CATEGORIES, PiiHandling
 
 INTEGER_CATEGORY_LIMIT = 10
 _ID_NAME = re.compile(r"(^|[_\s.])(id|nbr|num|number|key|no)$|[a-z0-9](Id|ID|Nbr|Key)$", re.IGNORECASE)
 _MIN_ROWS_FOR_UNIQUE_ID = 1_000
 _MIN_DISTINCT_FOR_NAMED_ID = 100
+_PII_SAMPLE_STREAM = 0x9111
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,7 @@ class Schema:
     columns: tuple[ColumnSpec, ...]
     entity_key: str | None = None
     dropped: tuple[str, ...] = field(default=())
+    direct_identifiers: tuple[pii.DirectIdentifier, ...] = field(default=())
 
     def __post_init__(self) -> None:
         if self.entity_key is not None and self.entity_key not in self.names:
@@ -75,6 +88,10 @@ class Schema:
             if column.name == name:
                 return column
         raise KeyError(name)
+
+    def direct_identifier(self, name: str) -> pii.DirectIdentifier | None:
+        """The direct identifier rule of column ``name`` (kept or dropped), if it is one."""
+        return next((d for d in self.direct_identifiers if d.column == name), None)
 
     def of_kind(self, *kinds: ColumnKind) -> list[ColumnSpec]:
         return [c for c in self.columns if c.kind in kinds]
@@ -104,6 +121,7 @@ class Schema:
                 "entity_key": self.entity_key,
                 "dropped": list(self.dropped),
                 "columns": [{**asdict(c), "kind": c.kind.value} for c in self.columns],
+                "direct_identifiers": [d.to_dict() for d in self.direct_identifiers],
             },
             indent=2,
         )
@@ -120,7 +138,13 @@ class Schema:
             )
             for c in data["columns"]
         )
-        return cls(columns=columns, entity_key=data.get("entity_key"), dropped=tuple(data.get("dropped", ())))
+        identifiers = tuple(pii.DirectIdentifier(**d) for d in data.get("direct_identifiers", ()))
+        return cls(
+            columns=columns,
+            entity_key=data.get("entity_key"),
+            dropped=tuple(data.get("dropped", ())),
+            direct_identifiers=identifiers,
+        )
 
 
 def infer_schema(table: pa.Table, config: PipelineConfig | None = None) -> Schema:
@@ -138,7 +162,9 @@ def infer_schema(table: pa.Table, config: PipelineConfig | None = None) -> Schem
         raise SchemaError("the extract has no rows")
     _check_config_names(table, config)
 
-    columns = []
+    columns, identifiers, dropped = [], [], list(config.drop)
+    rng = np.random.default_rng([config.seed, _PII_SAMPLE_STREAM])
+    region = pii.region_of(config.pii.locale)
     for name in table.column_names:
         if name in config.drop:
             continue
@@ -146,6 +172,13 @@ def infer_schema(table: pa.Table, config: PipelineConfig | None = None) -> Schem
         kind = override.kind if override and override.kind else _infer_kind(name, table[name], config)
         if name == config.entity_key:
             kind = ColumnKind.IDENTIFIER
+        identifier = pii.decide(name, table[name], kind, override, name == config.entity_key, rng, region)
+        if identifier is not None:
+            identifiers.append(identifier)
+            if identifier.handling == PiiHandling.DROP.value:
+                dropped.append(name)
+                continue
+            kind = pii.kind_after(identifier, kind, table.schema.field(name).type)
         spec = ColumnSpec(
             name=name,
             kind=kind,
@@ -157,8 +190,10 @@ def infer_schema(table: pa.Table, config: PipelineConfig | None = None) -> Schem
     if not any(c.kind is not ColumnKind.IDENTIFIER for c in columns):
         raise SchemaError("every column is an identifier: there is nothing to model")
 
-    entity_key = config.entity_key or _infer_entity_key(table, columns)
-    return Schema(columns=tuple(columns), entity_key=entity_key, dropped=tuple(config.drop))
+    entity_key = config.entity_key or _infer_entity_key(table, columns, identifiers)
+    return Schema(
+        columns=tuple(columns), entity_key=entity_key, dropped=tuple(dropped), direct_identifiers=tuple(identifiers)
+    )
 
 
 def _check_config_names(table: pa.Table, config: PipelineConfig) -> None:
@@ -245,10 +280,12 @@ def _check_kind_fits(column: pa.ChunkedArray, spec: ColumnSpec) -> None:
             raise ConfigError(f"column {spec.name!r}: declared boolean but holds {distinct} distinct values")
 
 
-def _infer_entity_key(table: pa.Table, columns: list[ColumnSpec]) -> str | None:
+def _infer_entity_key(table: pa.Table, columns: list[ColumnSpec], identifiers: list) -> str | None:
+    # A repeated name, phone or e-mail is a patient's attribute, not the key that groups their rows.
+    not_keys = {d.column for d in identifiers if d.category not in {c.value for c in KEY_CATEGORIES}}
     candidates = []
     for spec in columns:
-        if spec.kind is not ColumnKind.IDENTIFIER:
+        if spec.kind is not ColumnKind.IDENTIFIER or spec.name in not_keys:
             continue
         column = table[spec.name]
         distinct = pc.count_distinct(column).as_py()

@@ -8,6 +8,8 @@ from prefect.tasks import exponential_backoff
 
 from synth.config import SamplingOptions
 from synth.models import load_synthesizer
+from synth.pii.rules import drawn_fakes, values_to_avoid
+from synth.preprocess import read_split
 from synth.sampling import SampleResult, model_fingerprint, sample_to_parquet
 from tasks.progress import ChunkProgress
 from tasks.user_errors import retry_unless_user_error
@@ -24,13 +26,30 @@ from tasks.user_errors import retry_unless_user_error
     retry_condition_fn=retry_unless_user_error,
 )
 def sample_synthetic(
-    model_dir: str, output_dir: str, sampling: SamplingOptions, seed: int, default_rows: int
+    model_dir: str,
+    output_dir: str,
+    sampling: SamplingOptions,
+    seed: int,
+    default_rows: int,
+    real_dir: str | None = None,
 ) -> SampleResult:
     """Generate rows from the saved model into Parquet parts under ``output_dir``.
 
     ``sampling.rows`` rows, or ``default_rows`` (the extract's size) when it is unset.
+    ``real_dir``, the clean dataset the model was trained from, gives the real values that
+    fake names, phones, e-mails ... must not take (read here, held in memory only).
     """
+    logger = get_run_logger()
     synthesizer = load_synthesizer(model_dir)
+    drawn = drawn_fakes(synthesizer.schema_.direct_identifiers)
+    avoid = {}
+    if drawn and real_dir:
+        avoid = values_to_avoid(list(read_split(real_dir, columns=[r.column for r in drawn])), drawn)
+    elif drawn:
+        logger.warning(
+            f"fake values of {', '.join(r.column for r in drawn)} are drawn without the real ones at hand: "
+            "drawn independently of the data, a common name can still equal a real one by chance"
+        )
     rows = sampling.rows or default_rows
     result = sample_to_parquet(
         synthesizer,
@@ -40,8 +59,9 @@ def sample_synthetic(
         chunk_rows=sampling.chunk_rows,
         fingerprint=model_fingerprint(model_dir),
         on_chunk=ChunkProgress(),
+        avoid=avoid,
     )
-    get_run_logger().info(
+    logger.info(
         f"sampled {rows:,} rows in {result.chunks} parts ({len(result.skipped)} already on disk) "
         f"in {result.seconds:.1f}s"
     )

@@ -77,3 +77,50 @@ def appointments(patients: int = 6_000, seed: int = 0) -> pl.DataFrame:
 
 def _iso_z(seconds: np.ndarray) -> list[str]:
     return [datetime.fromtimestamp(int(s), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for s in seconds]
+
+
+def identified_patients(patients: int = 300, seed: int = 0) -> pl.DataFrame:
+    """A clinic extract that names its patients: realistic fake identifiers as its "real" values.
+
+    Per patient (static): ``nhs_number`` (valid mod-11 numbers outside the 999 test range,
+    written ``### ### ####``; the patient key), ``first_name``, ``last_name``,
+    ``date_of_birth`` (a date), ``postcode`` (UK shape), ``phone`` (Faker en_GB) and
+    ``email`` (free mail domains); ``sex``. Per visit (1-3 per patient): ``visit_date``,
+    ``hba1c`` and ``systolic_bp``. Every identifier comes from a seeded Faker, so the values
+    are the test's own "real" ones and no real person's.
+    """
+    from datetime import date, timedelta
+
+    from faker import Faker
+
+    from synth.pii.detect import nhs_check_digit
+
+    fake = Faker("en_GB")
+    fake.seed_instance(seed)
+    rng = np.random.default_rng(seed)
+    numbers: list[str] = []
+    while len(numbers) < patients:
+        digits = [int(c) for c in str(rng.integers(400_000_000, 800_000_000))]
+        check = nhs_check_digit(digits)
+        text = "".join(map(str, digits + [check])) if check is not None else ""
+        if text and text not in numbers:
+            numbers.append(f"{text[:3]} {text[3:6]} {text[6:]}")
+    person = {
+        "nhs_number": numbers,
+        "first_name": [fake.first_name() for _ in range(patients)],
+        "last_name": [fake.last_name() for _ in range(patients)],
+        "date_of_birth": [fake.date_of_birth(minimum_age=18, maximum_age=95) for _ in range(patients)],
+        "postcode": [fake.postcode() for _ in range(patients)],
+        "phone": [fake.phone_number() for _ in range(patients)],
+        "email": [fake.free_email() for _ in range(patients)],
+        "sex": rng.choice(["F", "M"], size=patients).tolist(),
+    }
+    visits = rng.integers(1, 4, size=patients)
+    row_patient = np.repeat(np.arange(patients), visits)
+    start = date(2024, 1, 1)
+    frame = pl.DataFrame({name: [values[i] for i in row_patient] for name, values in person.items()})
+    return frame.with_columns(
+        visit_date=pl.Series([start + timedelta(days=int(d)) for d in rng.integers(0, 365, size=len(row_patient))]),
+        hba1c=pl.Series(rng.normal(48, 9, size=len(row_patient)).round(1)),
+        systolic_bp=pl.Series(rng.normal(132, 15, size=len(row_patient)).round()),
+    )

@@ -17,10 +17,13 @@ DISTANCE = {"synthetic_rows": 10_000, "holdout_rows": 10_000, "tail_quantile": 0
 SAFE = {
     "rows": 10_000, "holdout_rows": 2_000, "holdout": HOLDOUT, "exact_collisions": 0, "exact_collision_rate": 0.0,
     "holdout_exact_collision_rate": 0.0, "training_collisions": 0, "synthetic_holdout_collisions": 0,
-    "training_holdout_rate": 0.0, "copy_scale": 4.0, "real_rows": 8_000, "dcr_median": 0.10, "dcr_holdout_median": 0.10, "distance": DISTANCE,
-    "mia_auc": 0.52, "membership_inference": {"distance_auc": 0.52, "density_auc": 0.49}, "quality_score": 0.85,
+    "training_holdout_rate": 0.0, "copy_scale": 4.0, "real_rows": 8_000, "dcr_median": 0.10,
+    "dcr_holdout_median": 0.10, "distance": DISTANCE, "mia_auc": 0.52,
+    "membership_inference": {"distance_auc": 0.52, "density_auc": 0.49}, "quality_score": 0.85,
+    "direct_identifier_copies": 0,
 }
-NAMES = ["holdout", "exact_copies", "closeness", "closeness_tail", "membership_inference", "quality"]
+NAMES = ["holdout", "exact_copies", "closeness", "closeness_tail", "membership_inference", "quality",
+         "direct_identifiers"]
 
 
 def test_safe_metrics_pass():

@@ -68,10 +68,10 @@ def _task_states(flow_run_id) -> dict[str, str]:
 def test_failed_sampling_then_a_rerun_repeats_only_the_failed_work(extract, tmp_path, monkeypatch):
     real_sample = Synthesizer.sample
 
-    def fail_on_second_chunk(self, n, seed=0, start=0):
+    def fail_on_second_chunk(self, n, seed=0, start=0, avoid=None):
         if start >= 1_000:
             raise OSError("injected: the disk filled up while writing chunk 1")
-        return real_sample(self, n, seed, start)
+        return real_sample(self, n, seed, start, avoid)
 
     monkeypatch.setattr(Synthesizer, "sample", fail_on_second_chunk)
     monkeypatch.setattr(sample_synthetic, "retries", 0)

@@ -29,6 +29,7 @@ from synth.evaluation.encoding import encode
 from synth.evaluation.entities import entity_metrics
 from synth.evaluation.fairness import fairness_scores
 from synth.evaluation.gate import gate_verdict
+from synth.evaluation.identifiers import direct_identifier_scores
 from synth.evaluation.membership import membership_inference
 from synth.evaluation.pca import pca_scores
 from synth.evaluation.propensity import propensity_scores
@@ -39,6 +40,7 @@ from synth.evaluation.utility import utility_scores
 from synth.evaluation.voas_williamson import voas_williamson
 from synth.errors import SourceError
 from synth.holdout import split_holdout
+from synth.pii.rules import generalised_table
 from synth.schema import Schema
 
 __all__ = ["evaluate", "gate_verdict"]
@@ -84,13 +86,18 @@ def evaluate(
     options = options or EvaluationOptions()
     gate = gate or GateOptions()
     check_options(options, schema)
-    real = conform(real, schema, "real")
-    synthetic_table = conform(load_table(synthetic), schema, "synthetic")
+    synthetic_table = load_table(synthetic)
+    with_holdout = [real] if holdout is None else [real, holdout]
+    identifiers = direct_identifier_scores(with_holdout, synthetic_table, schema)  # before columns are dropped
+    # Real rows read from an extract hold generalised identifiers at full precision; the
+    # synthetic data are compared with them generalised, as the model saw them.
+    real = conform(generalised_table(real, schema.direct_identifiers), schema, "real")
+    synthetic_table = conform(synthetic_table, schema, "synthetic")
     holdout_source = "given: real rows the generator never saw"
     given = holdout is not None and holdout.num_rows > 0
     whole_real = real  # copies count against every real row, the split-off ones too
     if given:
-        holdout = conform(holdout, schema, "holdout")
+        holdout = conform(generalised_table(holdout, schema.direct_identifiers), schema, "holdout")
         overlap = holdout_overlap(real, holdout, schema)
         if overlap["shared_patients"]:
             raise SourceError(
@@ -140,7 +147,7 @@ def evaluate(
         "entity_key": schema.entity_key,
         "evaluation_sample_rows": {"real": len(real_rows), "synthetic": len(synthetic_rows)},
         "suppress_below": options.suppress_below,
-    }
+    } | identifiers
     figures: dict = {}
     with timed("quality"):
         metrics |= quality_scores(real_frame, synthetic_frame, schema)

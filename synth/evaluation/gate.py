@@ -34,6 +34,8 @@ z is ``sampling_sigmas``, default 3):
 * membership inference: ``mia_auc <= max_mia_auc`` (default 0.6), the largest two-sided
   AUC of the row- and (with an entity key) patient-level attacks.
 * quality: ``quality_score >= min_quality`` (default 0.7).
+* direct identifiers: no real value of a name, id, postcode, date of birth ... column in
+  the synthetic data (:mod:`synth.evaluation.identifiers`).
 
 Why z = 3: each comparison is a difference of two sampled shares, roughly normal at the
 sizes used (thousands of rows a side); 3 standard errors fail a generator no worse than
@@ -53,6 +55,7 @@ from __future__ import annotations
 import math
 
 from synth.config import GateOptions
+from synth.evaluation.identifiers import identifier_check
 from synth.evaluation.membership import two_sided
 
 UNKNOWN = "unknown: no unseen real rows"
@@ -70,6 +73,7 @@ def gate_verdict(metrics: dict, options: GateOptions | None = None) -> dict:
         _needs_unseen(unseen, _closeness_tail(metrics, options)),
         _needs_unseen(unseen, _membership(metrics, options)),
         _at_least("quality", "quality score", metrics.get("quality_score"), options.min_quality, "the floor"),
+        identifier_check(metrics),
     ]
     failed = [c for c in checks if not c["passed"]]
     verdict = "fail" if failed else "pass"

@@ -12,6 +12,7 @@ rejection: rows that break any of them are drawn again, up to ``REJECTION_ROUNDS
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Set
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,12 +23,15 @@ import torch
 
 from synth import identifiers
 from synth.artifact import VERSIONS_JSON, check_versions, library_versions, read_json
-from synth.config import ColumnKind, PipelineConfig
+from synth.config import AgeConstraint, ColumnKind, PipelineConfig
 from synth.constraints import check_columns
+from synth.entity import derive_age
 from synth.errors import ModelError, SchemaError
 from synth.frames import to_arrow
 from synth.io.atomic import atomic_dir, write_json_atomic, write_text_atomic
 from synth.models.training import TrainingReport
+from synth.pii.categories import PiiHandling
+from synth.pii.rules import generalised_frame, generalised_table
 from synth.privacy import PrivacyReport
 from synth.schema import Schema
 
@@ -38,6 +42,7 @@ IDENTIFIERS_JSON = "identifiers.json"
 TRAINING_JSON = "training.json"
 PRIVACY_JSON = "privacy.json"
 REJECTION_ROUNDS = 20
+_FAKE_STREAM = 0xFA4E  # the child seed of a chunk's fake identifier values
 
 
 class Synthesizer(ABC):
@@ -60,7 +65,9 @@ class Synthesizer(ABC):
             raise SchemaError(f"the table lacks schema columns {missing}")
         check_columns(self.config.constraints, schema.names)
         self.schema_ = schema
-        self.identifiers_ = identifiers.learn_formats(table, schema)
+        # Generalised identifiers (a date of birth, a postcode) reach the model generalised only.
+        table = generalised_table(table, schema.direct_identifiers)
+        self.identifiers_ = identifiers.learn_formats(table, schema, self.config.pii.locale)
         self._fit(table, **kwargs)
         return self
 
@@ -69,25 +76,62 @@ class Synthesizer(ABC):
         """Fit the model; set ``training_`` (a summary) and ``privacy_``."""
 
     # -- sampling --------------------------------------------------------------------------
-    def sample(self, n: int, seed: int | np.random.SeedSequence = 0, start: int = 0) -> pa.Table:
+    def sample(
+        self,
+        n: int,
+        seed: int | np.random.SeedSequence = 0,
+        start: int = 0,
+        avoid: Mapping[str, Set[str]] | None = None,
+    ) -> pa.Table:
         """``n`` synthetic rows with the extract's columns and exact types.
 
         Args:
             n: number of rows.
             seed: an int or a ``SeedSequence`` (chunk *k* of a run gets its own spawned one).
             start: number of the first row, so identifiers stay unique across chunks.
+            avoid: per faked direct identifier column, its real values (normalised,
+                :func:`synth.pii.values.normalised`): no fake equals one of them.
         """
         self._check_fitted()
         if n < 1:
             raise ValueError("n must be at least 1")
         sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         generator = torch.Generator().manual_seed(int(sequence.generate_state(1, dtype=np.uint64)[0] >> 1))
-        frame = self._sample_frame(n, generator, start)
-        for spec in self.schema_.of_kind(ColumnKind.IDENTIFIER):
-            if spec.name not in frame:
-                digits = self.identifiers_[spec.name]["digits"]
-                frame[spec.name] = identifiers.fresh_ids(spec.arrow, digits, start, n).to_pandas()
+        frame = self._generalise(self._sample_frame(n, generator, start))
+        fake_seed = np.random.SeedSequence(sequence.entropy, spawn_key=(*sequence.spawn_key, _FAKE_STREAM))
+        fakes = np.random.default_rng(fake_seed)
+        self._fill_identifiers(frame, start, n, fakes, avoid or {})
         return to_arrow(frame, self.schema_)
+
+    def _generalise(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Generalised identifiers generalised again (a model draws any day of birth), and the
+        ages derived from a generalised birth date derived again, so they agree with it."""
+        rules = self.schema_.direct_identifiers
+        frame = generalised_frame(frame, rules)
+        generalised = {r.column for r in rules if r.handling == PiiHandling.GENERALISE.value}
+        for rule in self.config.constraints:
+            if isinstance(rule, AgeConstraint) and rule.birth in generalised and rule.column in frame:
+                frame[rule.column] = derive_age(frame[rule.birth], frame[rule.at], rule.top_code)
+        return frame
+
+    def _fill_identifiers(
+        self, frame: pd.DataFrame, start: int, n: int, rng: np.random.Generator, avoid: Mapping[str, Set[str]]
+    ) -> None:
+        """Fresh values for the identifier columns the model did not set; one per patient where
+        the real column is constant within every patient (the key is filled first)."""
+        key = self.schema_.entity_key
+        for spec in sorted(self.schema_.of_kind(ColumnKind.IDENTIFIER), key=lambda s: s.name != key):
+            if spec.name in frame:
+                continue
+            fmt = self.identifiers_[spec.name]
+            options = {"rng": rng, "locale": self.config.pii.locale, "avoid": avoid.get(spec.name)}
+            if fmt.get("per_entity") and key in frame:
+                codes, patients = pd.factorize(frame[key])
+                values = identifiers.fresh_values(spec, fmt, start, len(patients), **options)
+                frame[spec.name] = values.to_numpy(zero_copy_only=False)[codes]
+            else:
+                values = identifiers.fresh_values(spec, fmt, start, n, **options)
+                frame[spec.name] = values.to_numpy(zero_copy_only=False)
 
     @abstractmethod
     def _sample_frame(self, n: int, generator: torch.Generator, start: int) -> pd.DataFrame:

@@ -11,6 +11,12 @@ latent dimensions, averaged over the batch. (The original averaged the cross-ent
 over the batch but summed the Gaussian and KL terms, so categorical columns weighed
 ~batch-size times less and collapsed.) With Opacus this is ``loss_reduction="mean"``.
 
+Mixed precision: under bf16 autocast (CUDA) the linear layers compute in bf16, but every
+head's output is cast back to float32 before a loss or a draw uses it. CUDA's autocast
+runs ``exp``, ``log`` and ``sum`` in float32 whatever their input, so a bf16 tensor meeting
+their output in ``index_add`` or ``gather`` was a dtype error; the log-sum-exp of the
+softmax heads also needs float32's range and precision.
+
 Shapes: ``...`` leading dimensions: ``(B,)`` for rows, ``(B, R)`` for patients with up to
 ``R`` rows each (Opacus then computes one gradient per patient, since every layer keeps
 the batch dimension first); ``S`` segments, ``C`` continuous segments, ``K`` total
@@ -96,19 +102,19 @@ class MixedVAE(nn.Module):
         if condition is not None:
             h = torch.cat([h, condition], dim=-1)
         h = self.encoder(h)
-        return self.to_mean(h), self.to_logvar(h)  # (..., L) each
+        return self.to_mean(h).float(), self.to_logvar(h).float()  # (..., L) each, float32 (see the module doc)
 
     def decode(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if condition is not None:
             z = torch.cat([z, condition], dim=-1)
         h = self.decoder(z)
-        out: dict[str, torch.Tensor] = {}
+        out: dict[str, torch.Tensor] = {}  # float32 heads whatever autocast did to h (see the module doc)
         if self.to_continuous is not None:
-            mean, log_scale = self.to_continuous(h).chunk(2, dim=-1)  # (..., C) each
+            mean, log_scale = self.to_continuous(h).float().chunk(2, dim=-1)  # (..., C) each
             out["mean"] = mean
             out["log_scale"] = log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
         if self.to_logits is not None:
-            out["logits"] = self.to_logits(h)  # (..., K)
+            out["logits"] = self.to_logits(h).float()  # (..., K)
         return out
 
     def forward(

@@ -159,8 +159,8 @@ class PatientSynthesizer(Synthesizer):
         frame = repair_orders(frame, codes, self.plan_)
 
         key = self.schema_[self.plan_.key]
-        ids = identifiers.fresh_ids(key.arrow, self.identifiers_[key.name]["digits"], start, len(sizes)).to_pandas()
-        frame[key.name] = ids.to_numpy()[codes]
+        ids = identifiers.fresh_values(key, self.identifiers_[key.name], start, len(sizes))
+        frame[key.name] = ids.to_numpy(zero_copy_only=False)[codes]
         if self.plan_.order_by:  # a patient's rows in date order, as in the extract
             order = np.lexsort((frame[self.plan_.order_by].to_numpy(), codes))
             frame = frame.iloc[order].reset_index(drop=True)

@@ -6,9 +6,10 @@ partition returns its ``k`` smallest, so the ``k`` smallest over all partitions 
 uniform sample of the extract, whatever the partitioning, in ``k`` rows per partition.
 
 The *clean* pass, once the schema is known, conforms the partition to it (dates parsed,
-types cast), validates it with the expectation suite, splits it into training and holdout
-rows, writes both as Parquet, hashes unique keys into buckets for the cross-partition
-duplicate count, and returns per-column statistics. Its report is written last, so a
+types cast, generalised identifiers such as dates of birth generalised), validates it
+with the expectation suite, splits it into training and holdout rows, writes both as
+Parquet, hashes unique keys into buckets for the cross-partition duplicate count, and
+returns per-column statistics. Its report is written last, so a
 partition with a report is complete and a rerun skips it.
 """
 
@@ -30,6 +31,7 @@ from synth.errors import SchemaError
 from synth.expectations import ExpectationCrashed, Outcome, validate_table
 from synth.holdout import split_holdout
 from synth.io.atomic import atomic_path, write_json_atomic, write_parquet_atomic
+from synth.pii.rules import generalised_table
 from synth.preprocess.partitions import Partition, read_partition
 from synth.schema import ColumnSpec, Schema
 
@@ -146,6 +148,9 @@ def clean_partition(partition: Partition, plan: CleanPlan) -> PartitionReport:
     # Validated after conforming: every column has its schema type (values that do not fit are
     # nulls, counted as cast failures), so a value check never meets a type it cannot handle.
     table, cast_failures = conform(_parse_dates(raw, plan.schema), plan.schema)
+    # Generalised identifiers (a date of birth, a postcode) are stored generalised: nothing
+    # downstream, training included, ever reads them at full precision.
+    table = generalised_table(table, plan.schema.direct_identifiers)
     outcomes = None
     if partition.index in plan.validate:
         try:

@@ -58,6 +58,7 @@ from synth.preprocess.partition_work import (
     scan_partition,
 )
 from synth.preprocess.partitions import Partition, plan_source
+from synth.pii.rules import generalised_table
 from synth.schema import Schema, infer_schema
 
 KEY_BUCKET_ROWS = 4_000_000  # hashes per duplicate-count bucket (8 bytes each)
@@ -177,6 +178,9 @@ def _schema_and_suite(
     sample = finish_sample(sample, raw_schema)
     sample = parse_datetimes(pl.from_arrow(sample), config).to_arrow()
     schema = infer_schema(sample, config)
+    for identifier in schema.direct_identifiers:
+        log(identifier.describe())
+    sample = generalised_table(sample, schema.direct_identifiers)  # profiled as the clean data will hold them
     profile = profile_sample(sample, schema, config.transforms.max_categories)
     expectations = build_expectations(schema, profile, config.validation)
     if config.validation.suite:
