@@ -53,6 +53,8 @@ def train_model(prepared: Prepared, config: PipelineConfig, model_dir: str, work
     report = synthesizer.training_
     privacy = report.privacy
     spent = f"; epsilon spent {privacy.epsilon_spent:.3f} (delta {privacy.delta:.2e})" if privacy.enabled else ""
+    if privacy.stopped_at_cap:
+        spent += f"; stopped early at the epsilon cap (privacy.max_epsilon = {privacy.epsilon_cap:g})"
     resumed = getattr(report, "resumed_from_epoch", 0)
     logger.info(
         f"trained on {report.device}: {report.epochs_run} epochs in {report.seconds:.1f}s "

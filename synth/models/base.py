@@ -60,7 +60,7 @@ class Synthesizer(ABC):
             raise SchemaError(f"the table lacks schema columns {missing}")
         check_columns(self.config.constraints, schema.names)
         self.schema_ = schema
-        self.identifiers_ = identifiers.learn_formats(table, schema)
+        self.identifiers_ = identifiers.learn_formats(table, schema, private=self.config.privacy.enabled)
         self._fit(table, **kwargs)
         return self
 
