@@ -22,9 +22,12 @@ also stops before a step would spend more than ``max_epsilon`` (default: epsilon
 **Delta.** ``privacy.delta`` when given; otherwise ``1 / (10 n_up)`` where ``n_up`` is the
 noisy count plus ``ln(1 / (2 beta)) / epsilon_count`` (beta = ``COUNT_FAILURE``), an upper
 bound on n except with probability beta. Because delta is then a function of a DP
-release, the run is (epsilon, delta_bar)-DP with delta_bar = E[delta(n_up)] <=
-1/(10 n) + beta/10 (the count is epsilon_count-DP and pure, so choosing the later
-mechanisms' delta from it composes; the expectation is over the count's noise).
+release, the guarantee is (epsilon, delta_bar) with delta_bar the expectation of delta
+over the count's noise: the count is pure epsilon_count-DP, and for every count value the
+rest is (epsilon - epsilon_count, delta(count))-DP, so P[M(D) in S] <= e^epsilon
+P[M(D') in S] + E[delta]; and E[delta] <= 1/(10 n) + beta/10, since n_up >= n except
+with probability beta and n_up >= 1 always. ``privacy.json`` reports the delta the
+mechanisms ran with and states this bound (``delta_rule``).
 
 **Noise.** Every draw that touches real data under DP - Laplace, exponential-mechanism
 (Gumbel) and uniform draws of :mod:`synth.dp_domain`, the replacement of unreleased
@@ -48,6 +51,8 @@ released summaries), and every synthetic row sampled from a saved model.
 * **Not covered** (decided from the data unless declared in the config): column kinds,
   which columns are patient-level, which dates follow which and their time units; the
   real/holdout split used for evaluation. Declare them in the config to cover them too.
+  On an extract with more rows than ``model.max_training_rows`` the guarantee is for the
+  seeded subsample trained on (which units it keeps depends on the others).
   Validation-based early stopping is off under DP: choosing the stopping epoch from
   real data would be a release the accountant does not see.
 """
@@ -82,6 +87,8 @@ COVERS = [
 NOT_COVERED = [
     "column kinds, patient-level columns, date links and time units, unless declared in the config",
     "the real/holdout split used for evaluation (nothing of the holdout is released)",
+    "above model.max_training_rows: which units the seeded training subsample keeps (its cut-off depends on "
+    "the other units); the guarantee is for that subsample",
 ]
 NOISE_SOURCE = (
     "generators keyed from the OS CSPRNG (secrets) for every fit, never from the config seed: "
@@ -204,7 +211,9 @@ def plan_budget(options: PrivacyOptions, count: UnitCount, training_shares: dict
         delta = 1.0 / (DELTA_FACTOR * count.upper)
         rule = (
             f"1/({DELTA_FACTOR} n_up), n_up = {count.upper:.0f}: the DP count plus ln(1/(2 beta))/epsilon_count, "
-            f"at least the true number of units except with probability beta = {COUNT_FAILURE:g}"
+            f"at least the true number of units n except with probability beta = {COUNT_FAILURE:g}. As delta "
+            f"follows a DP release, the guarantee's delta is its expectation over the count's noise: at most "
+            f"1/({DELTA_FACTOR} n) + beta/{DELTA_FACTOR}"
         )
     share = options.transform_share
     epsilon_transforms = options.epsilon * share

@@ -4,8 +4,9 @@ No retries and no Prefect cache on this task. A retry would start training again
 scratch, and with differential privacy every new training spends the budget ε again. A
 re-triggered run instead *reuses* the model a finished training of the same clean data,
 config and code wrote (the work folder's training record), and an interrupted training
-*resumes* from its last epoch checkpoint: the same weights, the accountant's state
-carried over, so ε is spent once.
+*resumes* from its last epoch checkpoint and the DP releases saved beside it, the
+accountant's state carried over and an epoch cut short charged, so ε is never spent
+twice or unaccounted (see :mod:`synth.models.training`).
 """
 
 from __future__ import annotations

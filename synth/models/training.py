@@ -268,6 +268,7 @@ def train(
         if lost:  # an epoch was cut short after its steps were taken: they are spent all the same
             private.count_steps(lost)
             _save(checkpoint, identity, state, model, optimizer, generator, device_generator, private)
+        checkpoint.with_name(PENDING).unlink(missing_ok=True)  # only once the charge is saved
     resumed_from = state.epoch
 
     # The cap is checked step by step only when the remaining plan would pass it.
@@ -358,9 +359,11 @@ def fit_fingerprint(table: pa.Table, config: PipelineConfig) -> str:
     for name in table.column_names:
         digest.update(name.encode())
         values = table[name].to_numpy(zero_copy_only=False)
-        if values.dtype == object:  # None and NaN hash alike; text, numbers and dates by value
-            values = np.array([repr(v) for v in values], dtype=object)
-        digest.update(pd.util.hash_array(values).tobytes())
+        try:
+            hashed = pd.util.hash_array(values)  # nulls hash alike, whatever their Python type
+        except TypeError:  # nested values (lists, structs) are not hashable as they are
+            hashed = pd.util.hash_array(np.array([repr(v) for v in values], dtype=object))
+        digest.update(hashed.tobytes())
     return digest.hexdigest()
 
 
@@ -436,7 +439,6 @@ def _lost_steps(checkpoint: Path, epoch: int) -> int:
     if not pending.is_file():
         return 0
     ledger = json.loads(pending.read_text())
-    pending.unlink()
     return int(ledger["steps"]) if ledger["epoch"] > epoch else 0
 
 
