@@ -338,7 +338,7 @@ def _categorical(
     labels, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)  # -1: null
     counts = _bounded_counts(labels, units, weights, max_values_per_unit)
     seen = {_native(v): counts.get(i, 0.0) for i, v in enumerate(uniques)}
-    public_set = {_native(v) for v in public}
+    public_set = dict.fromkeys(_native(v) for v in public)  # ordered as declared
     candidates = [None, *seen, *(v for v in public_set if v not in seen)]  # null is always public
     exact = np.array([counts.get(-1, 0.0), *seen.values(), *[0.0] * (len(candidates) - 1 - len(seen))])
     noisy = exact + rng.laplace(0, 1 / epsilon, len(candidates))

@@ -249,8 +249,8 @@ def combine(plan: BudgetPlan, reports: dict[str, PrivacyReport], unit: str, doma
         plan: the budget split.
         reports: per network, its DP-SGD report.
         unit: "patient" or "row".
-        domains: per DP domain released (name -> its file in the model folder), sharing the
-            transforms' budget in proportion to their columns (already split by the caller).
+        domains: the DP domains the transforms' budget released (name -> its file in the
+            model folder), named in the report.
     """
     parts = {
         "count": {

@@ -42,6 +42,7 @@ from synth.entity import (
     POSITION_FEATURES,
     ROWS,
     EntityPlan,
+    Levels,
     decode_static,
     join_levels,
     level_schemas,
@@ -142,7 +143,7 @@ class PatientSynthesizer(Synthesizer):
         self.training_ = summary_report([patient_report, row_report], self.privacy_)
 
     def _release_domains(
-        self, levels, patient_schema: Schema, row_schema: Schema, budget: BudgetPlan, releases: Releases
+        self, levels: Levels, patient_schema: Schema, row_schema: Schema, budget: BudgetPlan, releases: Releases
     ) -> tuple[dp_domain.DPDomain, dp_domain.DPDomain]:
         """The DP domains of the patient and row tables, sharing the transforms' budget by columns.
 
