@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from synth import dp_domain, safe_state
-from synth.config import ColumnKind, ModelOptions, parse_config
+from synth.config import ColumnKind, ModelOptions, TransformOptions, parse_config
 from synth.errors import ConfigError, ModelError, PrivacyError
 from synth.frames import to_arrow
 from synth.io.sources import read_table
@@ -251,28 +251,23 @@ FOLDER_FILES = {
     )),
 }  # fmt: skip
 JSON_KEYS = {
-    # config.json, schema.json, level_schema.json, model.json, versions.json, entity.json
-    *parse_config({}).model_dump(), *ModelOptions().model_dump(), "source", "columns", "kind", "datetime_format",
-    "public_values", "public_range", "format", "na_values", "separator", "encoding", "row_index", "sql_url_env",
-    "max_clusters", "weight_threshold", "fit_sample_rows", "max_categories", "epsilon", "delta", "max_epsilon",
-    "max_grad_norm", "accountant", "transform_share", "rows", "chunk_rows", "sample_rows", "holdout_fraction",
-    "target", "sensitive", "protected", "profile", "suppress_below", "distance_rows", "propensity_rows",
-    "attack_rows", "attack_reference_rows", "utility_rows", "max_exact_copies", "dcr_tolerance", "max_mia_auc",
-    "min_quality", "enforce", "static", "order_threshold", "max_rows_per_entity", "partition_rows", "workers",
-    "dask_address", "suite", "partitions", "null_tolerance", "value_tolerance", "range_margin", "min_rows",
-    "max_rows", "entity_key", "dropped", "name", "arrow_type", "python", "synth-pipeline", "torch", "rdt", "numpy",
-    "scikit-learn", "opacus", "pandas", "pyarrow", "key", "row", "links", "column", "parent", "unit_ns", "orders",
-    "derived", "order_by", "units", "date_ranges",
+    # schema.json, level_schema.json, model.json, versions.json
+    "entity_key", "dropped", "columns", "name", "kind", "arrow_type", "datetime_format", "python", "synth-pipeline",
+    "torch", "rdt", "numpy", "scikit-learn", "opacus", "pandas", "pyarrow",
+    # entity.json
+    "key", "static", "row", "links", "column", "parent", "unit_ns", "orders", "derived", "order_by", "units",
+    "date_ranges",
     # identifiers.json
     "digits", "source",
     # training.json, privacy.json
-    "device", "epochs_run", "best_epoch", "stopped_early", "seconds", "rows_per_second", "history", "privacy",
-    "resumed_from_epoch", "enabled", "epsilon_target", "epsilon_spent", "noise_multiplier", "sample_rate", "steps",
-    "unit", "parts", "covers", "not_covered", "epsilon_cap", "stopped_at_cap", "units_estimate", "delta_rule",
-    "noise_source", "count", "transforms", "patients", "releases", "mechanism",
+    "device", "rows", "epochs_run", "best_epoch", "stopped_early", "seconds", "rows_per_second", "history", "privacy",
+    "resumed_from_epoch", "enabled", "epsilon_target", "epsilon_spent", "delta", "max_grad_norm", "noise_multiplier",
+    "sample_rate", "steps", "accountant", "unit", "parts", "covers", "not_covered", "epsilon_cap", "stopped_at_cap",
+    "units_estimate", "delta_rule", "noise_source", "count", "transforms", "patients", "releases", "mechanism",
+    "epsilon",
     # dp_domain.json, segments.json
     "max_values_per_unit", "low", "high", "null_share", "histogram", "categories", "shares", "bounds", "threshold",
-    "seed", "options", "segments", "classes",
+    "seed", "options", "segments", "classes", *TransformOptions().model_dump(),
 }  # fmt: skip
 RDT_KEYS = {
     "_bgm_transformer", "_dtype", "_fitted", "_fitted_fields", "_input_columns", "_max_value", "_min_value",
@@ -353,6 +348,8 @@ def test_the_dp_model_folder_holds_only_allowed_files_keys_and_no_real_statistic
         if name.endswith("transformer.json"):
             unexpected = _rdt_keys(json.loads(path.read_text()), set()) - RDT_KEYS - columns - segments - released
             assert not unexpected, (name, unexpected)
+        elif name == "config.json":  # the user's settings, exactly: nothing learned rides along
+            assert json.loads(path.read_text()) == model.config.model_dump(mode="json")
         elif name.endswith(".json"):
             unexpected = _json_keys(json.loads(path.read_text()), set()) - JSON_KEYS - columns
             assert not unexpected, (name, unexpected)
