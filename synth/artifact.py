@@ -10,10 +10,15 @@
       transformer.json  fitted RDT state (JSON + .npz, rebuilt from an allow-list)
       transformer.npz
       segments.json
-      identifiers.json  digit counts for fresh ids
-      privacy.json      epsilon/delta spent, unit, what is and is not covered
-      training.json     epochs, losses, device, rows/s
+      identifiers.json  digit counts for fresh ids (under DP: the type's width, not the data's)
+      privacy.json      every DP release with its mechanism and epsilon/delta, their sums, unit,
+                        the DP unit count, the delta rule, what is and is not covered
+      training.json     epochs, losses, device, rows/s (under DP: no losses, row count or timings)
+      dp_domain.json    under DP: the released per-column summaries the transforms were fitted on
       versions.json     library versions, checked on load
+
+Under DP the folder holds nothing computed from real data that the accountant did not pay
+for (``tests/test_privacy.py`` walks it file by file and key by key).
 
 A model folder is written atomically: it appears complete or not at all.
 """

@@ -77,6 +77,17 @@ class ColumnOverride(_Strict):
     def _category_shorthand(cls, value: Any) -> Any:
         return {"category": value} if isinstance(value, str) else value
 
+    public_values: list[Any] | None = Field(
+        default=None,
+        description="with DP: values of a categorical column known without looking at the data (a published code "
+        "list); they are released with noisy shares and no threshold, other values only above the DP threshold",
+    )
+    public_range: tuple[Any, Any] | None = Field(
+        default=None,
+        description="with DP: [low, high] of a numerical or datetime column known without looking at the data; "
+        "used instead of DP quantiles (datetimes as ISO 8601 text)",
+    )
+
 
 class SourceOptions(_Strict):
     """How to read the extract."""
@@ -130,11 +141,18 @@ class PrivacyOptions(_Strict):
 
     epsilon: Annotated[float, Field(gt=0)] | None = None
     delta: Annotated[float, Field(gt=0, lt=1)] | None = Field(
-        default=None, description="defaults to 1/n, n the number of privacy units"
+        default=None,
+        description="defaults to 1/(10 n), n a DP upper bound on the number of privacy units (see synth/privacy.py)",
+    )
+    max_epsilon: Annotated[float, Field(gt=0)] | None = Field(
+        default=None,
+        description="hard cap on the epsilon spent in all (default: epsilon); training stops before a step would pass it",
     )
     max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
-    accountant: Literal["prv", "rdp", "gdp"] = "prv"
-    transform_share: Annotated[float, Field(gt=0, lt=1)] = Field(
+    accountant: Literal["prv", "rdp"] = Field(
+        default="prv", description="Opacus accountant (gdp is not offered: its CLT approximation under-reports epsilon)"
+    )
+    transform_share: Annotated[float, Field(gt=0, lt=0.9)] = Field(
         default=0.1, description="share of epsilon (and delta) spent learning the transforms' domain with DP"
     )
 

@@ -356,14 +356,17 @@ def _decode(parent: pd.Series, steps: pd.Series, link: DateLink, ranges: dict | 
     p = pd.Series(parent).to_numpy(dtype="datetime64[ns]").view(np.int64)
     s = np.maximum(pd.to_numeric(pd.Series(steps), errors="coerce").to_numpy(dtype=np.float64), 0)
     missing = np.isnan(s) | pd.isna(pd.Series(parent)).to_numpy()
-    steps = np.where(missing, 0, np.round(s)).astype(np.int64)
     # A generated step count can carry a date past what datetime64[ns] holds (1677-2262):
     # keep it on the calendar rather than let the integer wrap around.
     lowest, highest = pd.Timestamp.min.value // link.unit_ns + 1, pd.Timestamp.max.value // link.unit_ns
     if ranges and link.column in ranges:  # the real range, in whole units
         first, last = ranges[link.column]
         lowest, highest = max(lowest, -(-first // link.unit_ns)), min(highest, last // link.unit_ns)
-    units = np.clip(np.where(missing, 0, p // link.unit_ns) + steps, lowest, highest)
+    base = np.where(missing, 0, p // link.unit_ns)
+    # Steps are capped (in float, with a margin for its rounding) so the int64 sum cannot wrap.
+    room = np.minimum(np.maximum(float(highest) - base.astype(np.float64) - 4096.0, 0.0), 2.0**62)
+    steps = np.where(missing, 0, np.round(np.minimum(s, room))).astype(np.int64)
+    units = np.clip(base + steps, lowest, highest)
     ns = units * link.unit_ns
     values = ns.view("datetime64[ns]").copy()
     values[missing] = np.datetime64("NaT")

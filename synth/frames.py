@@ -3,7 +3,8 @@
 The extract's Arrow types are the contract (kept in the :class:`~synth.schema.Schema`):
 synthetic output is cast back to them, so integers stay integers (nullable where the
 extract had nulls), datetimes keep their unit and time zone, dates stay dates and text
-stays text.
+stays text. A generated number is clipped to what its integer type holds before the cast
+(a DP model's range can be wide; a value the type cannot hold must not end a run).
 """
 
 from __future__ import annotations
@@ -66,6 +67,17 @@ def _restore(series: pd.Series, spec: ColumnSpec) -> pa.Array:
     return _restore_plain(series, spec.arrow, spec.kind)
 
 
+def integer_range(arrow_type: pa.DataType) -> tuple[float, float]:
+    """The smallest and largest floats an integer type holds (int64's largest value is not a float)."""
+    info = np.iinfo(arrow_type.to_pandas_dtype())
+    low, high = float(info.min), float(info.max)
+    while low < info.min:
+        low = float(np.nextafter(low, np.inf))
+    while high > info.max:
+        high = float(np.nextafter(high, -np.inf))
+    return low, high
+
+
 _TEMPORAL_UNIT = {"s": "second", "ms": "millisecond", "us": "microsecond", "ns": "nanosecond"}
 
 
@@ -82,7 +94,7 @@ def _restore_plain(series: pd.Series, target: pa.DataType, kind: ColumnKind) -> 
         return array.cast(target)  # naive values are UTC instants; attaching the zone keeps the instant
     if pa.types.is_integer(target):
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
-        array = pa.array(np.round(values), from_pandas=True)
+        array = pa.array(np.clip(np.round(values), *integer_range(target)), from_pandas=True)
         return pc.cast(array, target)
     if pa.types.is_boolean(target):
         values = series.astype(object).where(series.notna(), None)

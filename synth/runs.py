@@ -57,7 +57,8 @@ def preprocess_settings(config: PipelineConfig) -> str:
 def training_settings(config: PipelineConfig) -> str:
     """The settings a trained model depends on, as canonical JSON (not the device it ran on)."""
     data = config.model_dump(mode="json")
-    keep = {k: data[k] for k in ("seed", "transforms", "model", "privacy")}
+    # entity (the DP contribution bound) and constraints shape the model too: a change retrains.
+    keep = {k: data[k] for k in ("seed", "transforms", "model", "privacy", "entity", "constraints")}
     keep["model"].pop("device", None)
     return json.dumps(keep, sort_keys=True)
 

@@ -175,8 +175,10 @@ def _training_facts(model_dir: str) -> dict:
         "epsilon_target": privacy["epsilon_target"],
         "delta": privacy["delta"],
         "privacy_unit": privacy["unit"] if privacy["enabled"] else None,
-        "train_seconds": training["seconds"],
-        "train_rows_per_second": training["rows_per_second"],
+        "epsilon_cap_reached": privacy.get("stopped_at_cap", False) if privacy["enabled"] else None,
+        # A DP model folder leaves out the wall time and rows/s (they follow the exact row count).
+        "train_seconds": training.get("seconds"),
+        "train_rows_per_second": training.get("rows_per_second"),
         "epochs_run": training["epochs_run"],
         "device": training["device"],
     }

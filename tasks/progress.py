@@ -33,10 +33,12 @@ class EpochProgress:
             return
         self.last = now
         eta = now / stats.epoch * (self.total - stats.epoch)
+        # Under DP no loss is computed on real rows (it would be an unpaid release), so none is shown.
+        loss = f": training loss {stats.train_loss:.3f}" if stats.train_loss is not None else ""
         validation = f", validation loss {stats.validation_loss:.3f}" if stats.validation_loss is not None else ""
         network = f"{self.STAGES.get(stats.stage, stats.stage)} " if stats.stage else ""
         self.logger.info(
-            f"{network}epoch {stats.epoch}/{self.total}: training loss {stats.train_loss:.3f}{validation} "
+            f"{network}epoch {stats.epoch}/{self.total}{loss}{validation} "
             f"({now:.0f}s elapsed, at most {eta:.0f}s left)"
         )
 

@@ -43,7 +43,12 @@ def sample_synthetic(
     synthesizer = load_synthesizer(model_dir)
     drawn = drawn_fakes(synthesizer.schema_.direct_identifiers)
     avoid = {}
-    if drawn and real_dir:
+    if drawn and synthesizer.config.privacy.enabled:
+        logger.info(
+            f"under DP, fake values of {', '.join(r.column for r in drawn)} come from namespaces real values do "
+            "not reach (invented names, reserved numbers and domains), never from a comparison with the real data"
+        )
+    elif drawn and real_dir:
         avoid = values_to_avoid(list(read_split(real_dir, columns=[r.column for r in drawn])), drawn)
     elif drawn:
         logger.warning(

@@ -4,8 +4,9 @@ No retries and no Prefect cache on this task. A retry would start training again
 scratch, and with differential privacy every new training spends the budget ε again. A
 re-triggered run instead *reuses* the model a finished training of the same clean data,
 config and code wrote (the work folder's training record), and an interrupted training
-*resumes* from its last epoch checkpoint: the same weights, the accountant's state
-carried over, so ε is spent once.
+*resumes* from its last epoch checkpoint and the DP releases saved beside it, the
+accountant's state carried over and an epoch cut short charged, so ε is never spent
+twice or unaccounted (see :mod:`synth.models.training`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def train_model(prepared: Prepared, config: PipelineConfig, model_dir: str, work
     report = synthesizer.training_
     privacy = report.privacy
     spent = f"; epsilon spent {privacy.epsilon_spent:.3f} (delta {privacy.delta:.2e})" if privacy.enabled else ""
+    if privacy.stopped_at_cap:
+        spent += f"; stopped early at the epsilon cap (privacy.max_epsilon = {privacy.epsilon_cap:g})"
     resumed = getattr(report, "resumed_from_epoch", 0)
     logger.info(
         f"trained on {report.device}: {report.epochs_run} epochs in {report.seconds:.1f}s "

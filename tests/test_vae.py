@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from synth.evaluation.quality import quality_scores
 from synth.io.sources import read_table
 from synth.models import get_synthesizer
 from synth.models.network import MixedVAE
+from synth.privacy import COUNT_FAILURE
 from synth.schema import infer_schema
 from synth.transforms import Segment
 
@@ -70,7 +73,10 @@ def test_dp_run_reports_epsilon_within_the_target(heart_csv):
     report = model.privacy_
     assert report.enabled and report.unit == "row"
     assert 0 < report.epsilon_spent <= 2.0
-    assert report.delta == pytest.approx(1 / model.training_.rows)  # default delta = 1/n
+    # Default delta: 1/(10 n_up), n_up a DP upper bound on the rows: well below 1/n.
+    n_up = report.units_estimate + math.log(1 / (2 * COUNT_FAILURE)) / report.parts["count"]["epsilon"]
+    assert report.delta == pytest.approx(1 / (10 * n_up))
+    assert report.delta < 1 / (10 * table.num_rows) and "n_up" in report.delta_rule
     assert report.noise_multiplier > 0 and report.steps > 0
     assert model.training_.epochs_run == 4 and not model.training_.stopped_early  # no early stopping under DP
     assert model.sample(100, seed=0).num_rows == 100

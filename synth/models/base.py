@@ -67,7 +67,9 @@ class Synthesizer(ABC):
         self.schema_ = schema
         # Generalised identifiers (a date of birth, a postcode) reach the model generalised only.
         table = generalised_table(table, schema.direct_identifiers)
-        self.identifiers_ = identifiers.learn_formats(table, schema, self.config.pii.locale)
+        self.identifiers_ = identifiers.learn_formats(
+            table, schema, self.config.pii.locale, private=self.config.privacy.enabled
+        )
         self._fit(table, **kwargs)
         return self
 
@@ -90,7 +92,9 @@ class Synthesizer(ABC):
             seed: an int or a ``SeedSequence`` (chunk *k* of a run gets its own spawned one).
             start: number of the first row, so identifiers stay unique across chunks.
             avoid: per faked direct identifier column, its real values (normalised,
-                :func:`synth.pii.values.normalised`): no fake equals one of them.
+                :func:`synth.pii.values.normalised`): no fake equals one of them. Ignored under
+                DP, where the output may depend on the real data only through the model: fake
+                names are then invented, and the other fakes come from reserved namespaces.
         """
         self._check_fitted()
         if n < 1:
@@ -100,7 +104,7 @@ class Synthesizer(ABC):
         frame = self._generalise(self._sample_frame(n, generator, start))
         fake_seed = np.random.SeedSequence(sequence.entropy, spawn_key=(*sequence.spawn_key, _FAKE_STREAM))
         fakes = np.random.default_rng(fake_seed)
-        self._fill_identifiers(frame, start, n, fakes, avoid or {})
+        self._fill_identifiers(frame, start, n, fakes, {} if self.config.privacy.enabled else avoid or {})
         return to_arrow(frame, self.schema_)
 
     def _generalise(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -124,7 +128,8 @@ class Synthesizer(ABC):
             if spec.name in frame:
                 continue
             fmt = self.identifiers_[spec.name]
-            options = {"rng": rng, "locale": self.config.pii.locale, "avoid": avoid.get(spec.name)}
+            options = {"rng": rng, "locale": self.config.pii.locale, "avoid": avoid.get(spec.name),
+                       "invented": self.config.privacy.enabled}
             if fmt.get("per_entity") and key in frame:
                 codes, patients = pd.factorize(frame[key])
                 values = identifiers.fresh_values(spec, fmt, start, len(patients), **options)

@@ -33,14 +33,16 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from synth import identifiers
+from synth import dp_domain, identifiers
 from synth.artifact import read_json
 from synth.config import AgeConstraint, InequalityConstraint
 from synth.constraints import columns_of, violations
 from synth.entity import (
+    ANCHOR,
     POSITION_FEATURES,
     ROWS,
     EntityPlan,
+    Levels,
     decode_static,
     join_levels,
     level_schemas,
@@ -54,9 +56,19 @@ from synth.errors import ConfigError, SchemaError
 from synth.frames import to_model_frame
 from synth.io.atomic import write_json_atomic
 from synth.models.base import REJECTION_ROUNDS, Synthesizer, summary_report
-from synth.models.table_vae import TableVAE
-from synth.models.training import EpochCallback, PatientUnits, Units
-from synth.privacy import PATIENT_SHARE, PrivacyReport, combine, plan_budget
+from synth.models.table_vae import DOMAIN_JSON, TableVAE
+from synth.models.training import EpochCallback, PatientUnits, Units, fit_fingerprint
+from synth.privacy import (
+    PATIENT_SHARE,
+    BudgetPlan,
+    PrivacyReport,
+    Releases,
+    combine,
+    plan_budget,
+    secure_numpy,
+    secure_torch,
+)
+from synth.schema import Schema
 
 ENTITY_JSON = "entity.json"
 PATIENTS, ROWS_DIR = "patients", "rows"
@@ -85,46 +97,88 @@ class PatientSynthesizer(Synthesizer):
         levels = split_levels(frame, keys, self.plan_)
         patient_schema, row_schema = level_schemas(schema, self.plan_)
         sizes = np.bincount(levels.patient_of_row)
-
-        budget = None
+        fingerprint = fit_fingerprint(table, config) if checkpoint_dir is not None else None
+        budget = patient_domain = row_domain = None
         if config.privacy.enabled:
-            budget = plan_budget(config.privacy, len(sizes), {"patients": PATIENT_SHARE, "rows": 1 - PATIENT_SHARE})
-        share = len(patient_schema.columns) / (len(patient_schema.columns) + len(row_schema.columns))
-        transforms = budget.transforms if budget else None
+            releases = Releases(checkpoint_dir, fingerprint or "")
+            count = releases.unit_count(len(sizes), config.privacy)
+            budget = plan_budget(config.privacy, count, {"patients": PATIENT_SHARE, "rows": 1 - PATIENT_SHARE})
+            patient_domain, row_domain = self._release_domains(levels, patient_schema, row_schema, budget, releases)
+            fingerprint = releases.identity() if fingerprint is not None else None
 
-        # With DP a patient contributes at most max_rows_per_entity rows, and that public bound
-        # (not a DP quantile of a handful of patients) is the range of their row count.
-        row_count_range = {ROWS: (0.0, math.log(config.entity.max_rows_per_entity))}
-        self.patients_ = TableVAE(config, config.seed).fit_transformer(
-            levels.patients, patient_schema, _part(transforms, share), public_ranges=row_count_range
-        )
+        self.patients_ = TableVAE(config, config.seed).fit_transformer(levels.patients, patient_schema, patient_domain)
         patient_matrix = self.patients_.matrix(levels.patients)
         patient_report = self.patients_.train(
             Units(torch.as_tensor(patient_matrix, dtype=torch.float32)),
-            budget.trainings["patients"] if budget else config.privacy,
+            budget.trainings["patients"] if budget else None,
             on_epoch,
             _sub(checkpoint_dir, PATIENTS),
             stage="patients",
+            fingerprint=fingerprint,
         )
 
         self.rows_ = TableVAE(config, config.seed + 1, condition_dim=self.patients_.input_dim + POSITION_FEATURES)
-        weights = 1.0 / sizes[levels.patient_of_row]  # each patient weighs 1 in the DP domain
-        self.rows_.fit_transformer(levels.rows, row_schema, _part(transforms, 1 - share), weights)
+        self.rows_.fit_transformer(levels.rows, row_schema, row_domain)
         row_matrix = torch.as_tensor(self.rows_.matrix(levels.rows), dtype=torch.float32)
         condition = self._condition(patient_matrix, levels.patient_of_row, levels.position)
-        if budget:
-            generator = torch.Generator().manual_seed(config.seed + 2)
+        if budget:  # the contribution bound's subset of a long patient's rows touches real data: secure draws
             limit = config.entity.max_rows_per_entity
-            units = PatientUnits(row_matrix, condition, torch.as_tensor(sizes), limit, generator)
+            units = PatientUnits(row_matrix, condition, torch.as_tensor(sizes), limit, secure_torch())
         else:
             units = Units(row_matrix, condition, groups=torch.as_tensor(levels.patient_of_row))
         row_report = self.rows_.train(
-            units, budget.trainings["rows"] if budget else config.privacy, on_epoch, _sub(checkpoint_dir, ROWS_DIR), "rows"
+            units,
+            budget.trainings["rows"] if budget else None,
+            on_epoch,
+            _sub(checkpoint_dir, ROWS_DIR),
+            "rows",
+            fingerprint,
         )
 
         parts = {"patients": patient_report.privacy, "rows": row_report.privacy}
-        self.privacy_ = combine(budget, parts, unit="patient") if budget else PrivacyReport(False)
+        self.privacy_ = PrivacyReport(False)
+        if budget is not None:
+            domains = {PATIENTS: f"{PATIENTS}/{DOMAIN_JSON}", ROWS_DIR: f"{ROWS_DIR}/{DOMAIN_JSON}"}
+            self.privacy_ = combine(budget, parts, "patient", domains)
         self.training_ = summary_report([patient_report, row_report], self.privacy_)
+
+    def _release_domains(
+        self, levels: Levels, patient_schema: Schema, row_schema: Schema, budget: BudgetPlan, releases: Releases
+    ) -> tuple[dp_domain.DPDomain, dp_domain.DPDomain]:
+        """The DP domains of the patient and row tables, sharing the transforms' budget by columns.
+
+        Rows per patient are bounded by the public contribution bound, not by a DP quantile
+        of a handful of patients. Declared public values and ranges apply to the columns
+        that keep their meaning at their level (and a date's range to its anchor); a date
+        stored as steps after another is a new quantity, learned with DP.
+        """
+        config, plan = self.config, self.plan_
+        linked = {link.column for link in plan.links}
+        overrides = {k: v for k, v in config.columns.items() if k not in linked}
+        overrides |= {a: config.columns[a[len(ANCHOR) :]] for a in plan.anchors if a[len(ANCHOR) :] in config.columns}
+        share = len(patient_schema.columns) / (len(patient_schema.columns) + len(row_schema.columns))
+        epsilon, delta = budget.transforms
+        declared = dp_domain.declared_public(patient_schema.modelled, overrides)
+        rows_per_patient = (0.0, math.log(config.entity.max_rows_per_entity))
+        patient_public = dp_domain.Public(declared.values, {**declared.ranges, ROWS: rows_per_patient})
+        row_public = dp_domain.declared_public(row_schema.modelled, overrides)
+
+        def patients() -> dict:
+            return dp_domain.learn_domain(
+                levels.patients, patient_schema.modelled, epsilon * share, delta * share, secure_numpy(),
+                public=patient_public,
+            ).to_dict()
+
+        def rows() -> dict:
+            return dp_domain.learn_domain(
+                levels.rows, row_schema.modelled, epsilon * (1 - share), delta * (1 - share), secure_numpy(),
+                units=levels.patient_of_row, max_values_per_unit=config.entity.max_rows_per_entity, public=row_public,
+            ).to_dict()
+
+        return (
+            dp_domain.DPDomain.from_dict(releases.get("domain:patients", patients)),
+            dp_domain.DPDomain.from_dict(releases.get("domain:rows", rows)),
+        )
 
     def _condition(self, patient_matrix: np.ndarray, patient_of_row: np.ndarray, position: np.ndarray) -> torch.Tensor:
         """(rows, E): each row's patient vector (as the patient network sees it) and its position."""
@@ -228,10 +282,6 @@ def _row_counts(log_rows: pd.Series) -> np.ndarray:
     logs = pd.to_numeric(log_rows, errors="coerce").fillna(0).to_numpy()
     values = np.exp(np.clip(logs, 0, MAX_LOG_ROWS))
     return np.maximum(np.round(values), 1).astype(np.int64)
-
-
-def _part(budget: tuple[float, float] | None, share: float) -> tuple[float, float] | None:
-    return None if budget is None else (budget[0] * share, budget[1] * share)
 
 
 def _sub(folder: str | Path | None, name: str) -> Path | None:

@@ -1,9 +1,10 @@
 """One VAE over one table: its transformer, its network, its training report.
 
 The row-level synthesizer has one of these; the patient-level synthesizer has two
-(patients, and rows conditioned on their patient). With a DP budget for the transforms,
-the transformer is fitted on a DP marginal sample (:mod:`synth.dp_domain`) and real
-rows are fitted into the released domain before they are transformed.
+(patients, and rows conditioned on their patient). With a DP domain (released by the
+synthesizer, see :mod:`synth.dp_domain`) the transformer is fitted on a sample drawn
+from it, and real rows are fitted into it before they are transformed - with secure
+randomness, since those draws touch real rows.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import pandas as pd
 import torch
 
 from synth import dp_domain
-from synth.config import PipelineConfig, PrivacyOptions
+from synth.config import PipelineConfig
 from synth.errors import ModelError
 from synth.io.atomic import atomic_path, write_json_atomic, write_text_atomic
 from synth.models.network import MixedVAE
 from synth.models.training import EpochCallback, TrainingReport, Units, train
-from synth.privacy import PrivacyReport
+from synth.privacy import PrivacyReport, TrainingBudget, secure_numpy
 from synth.schema import Schema
 from synth.transforms import TableTransformer
 
@@ -49,32 +50,26 @@ class TableVAE:
         self.domain_: dp_domain.DPDomain | None = None
 
     # -- transforms -----------------------------------------------------------------------
-    def fit_transformer(
-        self,
-        frame: pd.DataFrame,
-        schema: Schema,
-        dp_budget: tuple[float, float] | None = None,
-        weights: np.ndarray | None = None,
-        public_ranges: dict[str, tuple[float, float]] | None = None,
-    ) -> TableVAE:
-        """Fit the transforms on ``frame``, or with DP on a sample drawn from its released domain."""
+    def fit_transformer(self, frame: pd.DataFrame, schema: Schema, domain: dp_domain.DPDomain | None = None) -> TableVAE:
+        """Fit the transforms on ``frame``, or (DP) on a seeded sample drawn from its released ``domain``."""
         self.schema_ = schema
         fit_on = frame
-        if dp_budget is not None:
-            rng = np.random.default_rng([self.seed, 0xD0])
-            unit_weights = weights if weights is not None else np.ones(len(frame))
-            self.domain_ = dp_domain.learn_domain(
-                frame, schema.modelled, *dp_budget, unit_weights, rng, public_ranges
-            )
-            fit_on = dp_domain.sample_frame(self.domain_, schema.modelled, rng)
+        if domain is not None:
+            self.domain_ = domain
+            fit_on = dp_domain.sample_frame(domain, schema.modelled, np.random.default_rng([self.seed, 0xD0]))
         self.transformer_ = TableTransformer(self.config.transforms, seed=self.seed).fit(fit_on, schema)
         return self
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        """The training matrix of real rows (fitted into the DP domain first when there is one)."""
-        rng = np.random.default_rng([self.seed, 0x7A])
-        if self.domain_ is not None:
-            frame = dp_domain.restrict(frame, self.domain_, self.schema_.modelled, rng)
+        """The training matrix of real rows (fitted into the DP domain first when there is one).
+
+        Replacing unreleased categories and choosing each value's GMM component are random
+        draws over real rows: seeded without DP, secure with it (see :func:`dp_domain.restrict`).
+        """
+        if self.domain_ is None:
+            return self.transformer_.transform(frame, np.random.default_rng([self.seed, 0x7A]))
+        rng = secure_numpy()
+        frame = dp_domain.restrict(frame, self.domain_, self.schema_.modelled, rng)
         return self.transformer_.transform(frame, rng)
 
     # -- the network ----------------------------------------------------------------------
@@ -90,15 +85,19 @@ class TableVAE:
     def train(
         self,
         units: Units,
-        privacy: PrivacyOptions,
+        budget: TrainingBudget | None,
         on_epoch: EpochCallback | None = None,
         checkpoint_dir: str | Path | None = None,
         stage: str = "",
+        fingerprint: str | None = None,
     ) -> TrainingReport:
+        """Train a new network on ``units`` (with DP when ``budget`` is given)."""
         network = self.build_network()
-        network.reset_parameters(torch.Generator().manual_seed(self.seed))
+        network.reset_parameters(torch.Generator().manual_seed(self.seed))  # data-independent: seeded even under DP
         options = self.config.model
-        self.training_ = train(network, units, options, privacy, self.seed, on_epoch, checkpoint_dir, stage)
+        self.training_ = train(
+            network, units, options, budget, self.seed, on_epoch, checkpoint_dir, stage, fingerprint
+        )
         self.network_ = network.cpu().eval()
         return self.training_
 

@@ -4,32 +4,45 @@ One loop serves every model. It trains on :class:`Units`: tensors whose first di
 is the unit of learning and of privacy (a row; or a patient with its rows padded and
 masked). Without DP, a seeded validation split drives early stopping and the best
 epoch's weights are kept. With DP, Opacus wraps the model, optimizer and loader (see
-:mod:`synth.privacy`), every unit trains, and exactly the planned epochs run: stopping
-on a loss measured on real data would be a release the accountant does not see.
+:mod:`synth.privacy`), every unit trains, and the planned epochs run unless the epsilon
+cap stops them first: stopping on a loss measured on real data would be a release the
+accountant does not see, so no loss on real data is computed or kept.
 
-With ``checkpoint_dir`` the loop saves its whole state after every epoch (weights,
-optimizer, random generators, DP accountant, early-stopping state) and a rerun resumes
-from the last epoch written, producing the same weights as an uninterrupted run.
+With ``checkpoint_dir`` the loop saves its state after every epoch (weights, optimizer,
+early-stopping state; the random generators without DP; the accountant with DP) and a
+rerun resumes from the last epoch written: without DP it produces the same weights as an
+uninterrupted run. With DP it resumes with fresh secure generators, the accountant as
+saved, and the steps of an epoch that was cut short charged (``pending.json`` records
+each epoch's steps before they are taken), so epsilon is never spent unaccounted.
+A checkpoint records the data, settings, sampling rate and noise it was written for, and
+is refused for any other.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from synth.config import ModelOptions, PrivacyOptions
-from synth.io.atomic import atomic_path
+from synth.config import ModelOptions, PipelineConfig
+from synth.errors import ModelError
+from synth.io.atomic import atomic_path, write_json_atomic
 from synth.models.network import MixedVAE
-from synth.privacy import MeanOfUnits, PrivacyReport, PrivateTraining
+from synth.privacy import MeanOfUnits, PrivacyReport, PrivateTraining, TrainingBudget, as_batch, secure_torch
 
 CHECKPOINT = "checkpoint.pt"
+PENDING = "pending.json"
 #: Fewer held-out patients (or rows) than this make a validation loss too noisy to stop on:
 #: 10 of the MIMIC demo's 97 patients stopped training at epoch 5. Train every epoch instead.
 MIN_VALIDATION_GROUPS = 50
@@ -38,8 +51,10 @@ GRADIENT_CLIP = 10.0
 
 @dataclass
 class EpochStats:
+    """One epoch; ``train_loss`` is ``None`` under DP (a loss on real data is not released)."""
+
     epoch: int
-    train_loss: float
+    train_loss: float | None
     validation_loss: float | None
     seconds: float
     stage: str = ""
@@ -47,21 +62,29 @@ class EpochStats:
 
 @dataclass
 class TrainingReport:
-    """What happened during training (saved beside the model, shown in metrics)."""
+    """What happened during training (saved beside the model, shown in metrics).
+
+    Under DP the model folder's copy (:meth:`to_dict`) leaves out what the accountant did
+    not pay for: the exact row count, the wall time and rows/s (both follow it) and the
+    per-epoch history. The in-memory report keeps them for the run's own log line.
+    """
 
     device: str
-    rows: int
+    rows: int | None
     epochs_run: int
     best_epoch: int
     stopped_early: bool
-    seconds: float
-    rows_per_second: float
+    seconds: float | None
+    rows_per_second: float | None
     history: list[EpochStats] = field(default_factory=list)
     privacy: PrivacyReport = field(default_factory=lambda: PrivacyReport(enabled=False))
     resumed_from_epoch: int = 0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if self.privacy.enabled:
+            data.update(rows=None, seconds=None, rows_per_second=None, history=[])
+        return data
 
 
 EpochCallback = Callable[[EpochStats], None]
@@ -185,11 +208,12 @@ def train(
     model: MixedVAE,
     units: Units,
     options: ModelOptions,
-    privacy: PrivacyOptions,
+    budget: TrainingBudget | None,
     seed: int,
     on_epoch: EpochCallback | None = None,
     checkpoint_dir: str | Path | None = None,
     stage: str = "",
+    fingerprint: str | None = None,
 ) -> TrainingReport:
     """Fit ``model`` to ``units`` in place.
 
@@ -197,62 +221,103 @@ def train(
         model: an initialised network; ``model(**batch, generator=...)`` returns per-unit losses.
         units: the training data.
         options: epochs, batch size, learning rate, early stopping, device.
-        privacy: DP settings; DP is on when ``privacy.epsilon`` is set.
-        seed: seeds the split, the batches, the reparameterisation noise and the DP noise.
+        budget: the DP budget of this run (see :func:`synth.privacy.plan_budget`); ``None``: no DP.
+        seed: seeds the split, the batches and the reparameterisation noise. Under DP it
+            seeds nothing: every draw that touches real data comes from a secure generator.
         on_epoch: called after each epoch (progress, logging).
         checkpoint_dir: save state there every epoch; resume from it when present.
         stage: a name for progress reports when a model trains several networks.
+        fingerprint: the data and settings (:func:`fit_fingerprint`); a checkpoint written
+            for others is refused.
     """
     device = pick_device(options.device)
-    generator = torch.Generator().manual_seed(seed)
-    device_generator = torch.Generator(device=device).manual_seed(seed + 1)
-    train_units, validation = units.split(options.validation_fraction if not privacy.enabled else 0.0, generator)
+    private = PrivateTraining(budget) if budget is not None else None
+    if private is None:
+        generator = torch.Generator().manual_seed(seed)
+        device_generator = torch.Generator(device=device).manual_seed(seed + 1)
+        train_units, validation = units.split(options.validation_fraction, generator)
+    else:  # privacy noise, Poisson sampling and the reparameterisation draws: never from the seed
+        generator, device_generator = secure_torch(), secure_torch(device)
+        train_units, validation = units, None
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
-    loader = _loader(train_units, effective_batch_size(options.batch_size, len(train_units)), generator)
-
-    private = PrivateTraining(privacy, units=len(train_units)) if privacy.enabled else None
     trained, criterion = model, MeanOfUnits()
-    if private is not None:
-        trained, optimizer, criterion, loader = private.wrap(model, optimizer, loader, options.epochs, device_generator)
+    if private is None:
+        loader = _loader(train_units, effective_batch_size(options.batch_size, len(train_units)), generator)
+    else:
+        batch_size = effective_batch_size(options.batch_size, round(budget.units))
+        trained, optimizer, criterion, loader = private.wrap(
+            model, optimizer, train_units, batch_size, options.epochs, device_generator, generator
+        )
     # bf16 autocast helps on CUDA; Opacus's per-example gradients stay in full precision.
     autocast = device.type == "cuda" and private is None and options.mixed_precision
 
+    identity = {
+        "fingerprint": fingerprint,
+        "stage": stage,
+        "epochs": options.epochs,
+        "sample_rate": 1 / private.steps if private else None,
+        "noise_multiplier": private.noise_multiplier if private else None,
+    }
     state = _LoopState()
     checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     if checkpoint is not None and checkpoint.is_file():
-        state = _resume(checkpoint, model, optimizer, generator, device_generator, private)
+        state = _resume(checkpoint, identity, model, optimizer, generator, device_generator, private)
+    if private is not None and checkpoint is not None:
+        lost = _lost_steps(checkpoint, state.epoch)
+        if lost:  # an epoch was cut short after its steps were taken: they are spent all the same
+            private.count_steps(lost)
+            _save(checkpoint, identity, state, model, optimizer, generator, device_generator, private)
+        checkpoint.with_name(PENDING).unlink(missing_ok=True)  # only once the charge is saved
     resumed_from = state.epoch
 
+    # The cap is checked step by step only when the remaining plan would pass it.
+    remaining = private.steps * (options.epochs - state.epoch) if private else 0
+    watch_cap = private is not None and remaining > 0 and private.spent(remaining) > budget.cap
+    stopped_at_cap = False
     start = time.perf_counter()
     for epoch in range(state.epoch + 1, options.epochs + 1):
         if private is None and state.stale >= options.patience:
             break
+        allowed = None
+        if private is not None:
+            allowed = private.steps_within_cap(private.steps) if watch_cap else private.steps
+            stopped_at_cap = allowed < private.steps
+            if allowed == 0:
+                break
+            if checkpoint is not None:
+                write_json_atomic(checkpoint.with_name(PENDING), {"epoch": epoch, "steps": allowed})
         tick = time.perf_counter()
         trained.train()
         total, count = 0.0, 0
-        for batch in loader:
+        for step, batch in enumerate(loader):
+            if allowed is not None and step >= allowed:
+                break
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             size = batch["x"].shape[0]
-            if size == 0:
-                continue  # an empty Poisson batch: nothing to learn, the accountant still counts the step
             optimizer.zero_grad(set_to_none=True)
+            if size == 0:  # an empty Poisson batch: no gradient, but still a noised, counted step
+                _empty_step(model, optimizer)
+                continue
             with torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
                 loss = criterion(trained(**batch, generator=device_generator))
             loss.backward()
             if private is None:  # DP clips per unit already; here one bad batch must not wreck the weights
                 torch.nn.utils.clip_grad_norm_(model.parameters(), GRADIENT_CLIP)
             optimizer.step()
-            total += loss.item() * size
-            count += size
-        train_loss = total / max(count, 1)
+            if private is None:  # a loss on real rows is not released under DP
+                total += loss.item() * size
+                count += size
+        train_loss = total / max(count, 1) if private is None else None
         val_loss = _evaluate(model, validation, options.batch_size, device, device_generator)
         stats = EpochStats(epoch, train_loss, val_loss, time.perf_counter() - tick, stage)
         state.record(stats, model, keep_best=private is None)
         if checkpoint is not None:
-            _save(checkpoint, state, model, optimizer, generator, device_generator, private)
+            _save(checkpoint, identity, state, model, optimizer, generator, device_generator, private)
         if on_epoch is not None:
             on_epoch(stats)
+        if stopped_at_cap:
+            break
 
     if state.best_state is not None:
         model.load_state_dict(state.best_state)  # non-private runs keep their best validation epoch
@@ -269,9 +334,40 @@ def train(
         seconds=seconds,
         rows_per_second=train_units.rows * epochs_this_run / seconds if seconds > 0 and epochs_this_run else 0.0,
         history=state.history,
-        privacy=private.report(optimizer) if private is not None else PrivacyReport(enabled=False),
+        privacy=private.report(stopped_at_cap) if private is not None else PrivacyReport(enabled=False),
         resumed_from_epoch=resumed_from,
     )
+
+
+def _empty_step(model: torch.nn.Module, optimizer) -> None:
+    """A DP-SGD step on an empty batch: zero gradients, then Opacus adds the noise and counts the step."""
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            parameter.grad = torch.zeros_like(parameter)
+    optimizer.step()
+
+
+def fit_fingerprint(table: pa.Table, config: PipelineConfig) -> str:
+    """SHA-256 of the training table's values and of the settings a fit depends on.
+
+    A checkpoint (and the DP releases kept beside it) records it; resuming with other data
+    or settings is refused instead of mixing two trainings (or two budgets).
+    """
+    digest = hashlib.sha256()
+    settings = config.model_dump(mode="json", include=_FIT_SETTINGS)
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for name in table.column_names:
+        digest.update(name.encode())
+        values = table[name].to_numpy(zero_copy_only=False)
+        try:
+            hashed = pd.util.hash_array(values)  # nulls hash alike, whatever their Python type
+        except TypeError:  # nested values (lists, structs) are not hashable as they are
+            hashed = pd.util.hash_array(np.array([repr(v) for v in values], dtype=object))
+        digest.update(hashed.tobytes())
+    return digest.hexdigest()
+
+
+_FIT_SETTINGS = {"seed", "entity_key", "columns", "drop", "transforms", "model", "privacy", "entity", "constraints"}
 
 
 @dataclass
@@ -289,6 +385,9 @@ class _LoopState:
         self.epoch = stats.epoch
         self.history.append(stats)
         watched = stats.validation_loss if stats.validation_loss is not None else stats.train_loss
+        if watched is None:  # DP: no loss on real rows, so no epoch is chosen by one
+            self.best_epoch = stats.epoch
+            return
         if self.best_epoch == 0 or watched < self.best_loss - 1e-4 * abs(self.best_loss):
             self.best_loss, self.best_epoch, self.stale = watched, stats.epoch, 0
             self.best_state = copy.deepcopy(model.state_dict()) if keep_best else None
@@ -296,36 +395,51 @@ class _LoopState:
             self.stale += 1
 
 
-def _save(path, state, model, optimizer, generator, device_generator, private) -> None:
+def _save(path, identity, state, model, optimizer, generator, device_generator, private) -> None:
     payload = {
+        "identity": identity,
         "loop": {k: v for k, v in asdict(state).items() if k not in ("best_state", "history")},
         "history": [asdict(h) for h in state.history],
         "best_state": state.best_state,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "generator": generator.get_state(),
-        "device_generator": device_generator.get_state(),
+        # Secure generators are never written: their state would let a reader replay the noise.
+        "generator": generator.get_state() if private is None else None,
+        "device_generator": device_generator.get_state() if private is None else None,
         "accountant": private.engine.accountant.state_dict() if private is not None else None,
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-def _resume(path, model, optimizer, generator, device_generator, private) -> _LoopState:
+def _resume(path, identity, model, optimizer, generator, device_generator, private) -> _LoopState:
     payload = torch.load(path, map_location="cpu", weights_only=True)
+    saved = payload.get("identity", {})
+    changed = sorted(k for k, v in identity.items() if saved.get(k) != v and (k != "fingerprint" or v is not None))
+    if changed:
+        raise ModelError(
+            f"{path} was written for other data or settings ({', '.join(changed)} differ); "
+            "delete it to train from scratch" + (" (that spends epsilon again)" if private is not None else "")
+        )
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
-    generator.set_state(payload["generator"])
-    device_generator.set_state(payload["device_generator"])
-    if private is not None and payload["accountant"] is not None:
+    if private is None:
+        generator.set_state(payload["generator"])
+        device_generator.set_state(payload["device_generator"])
+    else:
         private.engine.accountant.load_state_dict(payload["accountant"])
     state = _LoopState(**payload["loop"], best_state=payload["best_state"])
     state.history = [EpochStats(**h) for h in payload["history"]]
     return state
 
 
-def _as_batch(batch):
-    return batch
+def _lost_steps(checkpoint: Path, epoch: int) -> int:
+    """Steps of an epoch that started after the last checkpoint (its ledger says how many)."""
+    pending = checkpoint.with_name(PENDING)
+    if not pending.is_file():
+        return 0
+    ledger = json.loads(pending.read_text())
+    return int(ledger["steps"]) if ledger["epoch"] > epoch else 0
 
 
 def _loader(units: Units, batch_size: int, generator: torch.Generator) -> DataLoader:
@@ -333,7 +447,7 @@ def _loader(units: Units, batch_size: int, generator: torch.Generator) -> DataLo
         units,
         batch_size=min(batch_size, len(units)),
         sampler=RandomSampler(units, generator=generator),
-        collate_fn=_as_batch,
+        collate_fn=as_batch,
         generator=generator,
         pin_memory=torch.cuda.is_available(),
     )

@@ -138,6 +138,7 @@ def fake_values(
     style: dict,
     locale: str = "en_GB",
     avoid: frozenset[str] | None = None,
+    invented: bool = False,
 ) -> np.ndarray:
     """``count`` fake values (an object array of text) of ``category`` in ``style``.
 
@@ -148,13 +149,16 @@ def fake_values(
         style: from :func:`learn_style`.
         locale: Faker locale of names.
         avoid: real values, normalised (:func:`synth.pii.values.normalised`), no fake may equal.
+        invented: names made up from syllables instead of drawn from Faker's lists: under DP the
+            output may not depend on the real names (no ``avoid``), so names come from a
+            namespace that real names do not reach (:func:`invented_names`).
 
     Raises:
         FakeValuesExhausted: ``AVOID_ROUNDS`` draws still left values equal to real ones.
     """
     category = PiiCategory(category)
     makers: dict[PiiCategory, Callable[[int], np.ndarray]] = {
-        PiiCategory.NAME: lambda n: _names(n, rng, style, locale, avoid),
+        PiiCategory.NAME: lambda n: invented_names(n, rng, style) if invented else _names(n, rng, style, locale, avoid),
         PiiCategory.PHONE: lambda n: _phones(n, rng, style),
         PiiCategory.EMAIL: lambda n: _emails(n, rng, locale),
         PiiCategory.POSTCODE: lambda n: _postcodes(n, rng, style),
@@ -187,6 +191,42 @@ def _clashes(values: np.ndarray, category: PiiCategory, avoid: frozenset[str]) -
     return np.fromiter((k in avoid for k in keys), dtype=bool, count=len(keys))
 
 
+#: Syllables and endings of invented names: pronounceable, and with endings ("-zk", "-q", "-xa")
+#: that names in use do not have, so an invented name does not equal a real one.
+_SYLLABLES = tuple(c + v for c in "bdfklmnrstvz" for v in "aeiou")
+_ENDINGS = ("zk", "q", "xa", "vq", "kx")
+
+
+def invented_names(n: int, rng: np.random.Generator, style: dict) -> np.ndarray:
+    """``n`` made-up names in ``style`` (part, case), none of them in any Faker locale's name lists."""
+    known = _known_names()
+
+    def words(count: int) -> np.ndarray:
+        syllables = np.array(_SYLLABLES, dtype=object)
+        made = syllables[rng.integers(len(_SYLLABLES), size=count)] + syllables[rng.integers(len(_SYLLABLES), size=count)]
+        made = made + np.array(_ENDINGS, dtype=object)[rng.integers(len(_ENDINGS), size=count)]
+        clash = np.fromiter((w in known for w in made), dtype=bool, count=count)
+        if clash.any():
+            made[clash] = words(int(clash.sum()))
+        return np.array([w.capitalize() for w in made], dtype=object)
+
+    values = words(n) if style.get("part", "first") != "full" else words(n) + " " + words(n)
+    return _cased(values.astype(str), style.get("case", "title"))
+
+
+@functools.cache
+def _known_names() -> frozenset[str]:
+    return frozenset(w.casefold() for part in ("first", "last") for w in _fallback_names(part))
+
+
+def _cased(values: np.ndarray, case: str) -> np.ndarray:
+    if case == "upper":
+        values = np.char.upper(values)
+    elif case == "lower":
+        values = np.char.lower(values)
+    return values.astype(object)
+
+
 def _names(n: int, rng: np.random.Generator, style: dict, locale: str, avoid) -> np.ndarray:
     part = style.get("part", "first")
     firsts, lasts = name_pool(locale, "first", avoid if part == "first" else None), name_pool(
@@ -198,13 +238,7 @@ def _names(n: int, rng: np.random.Generator, style: dict, locale: str, avoid) ->
         values = _choose(lasts, n, rng)
     else:
         values = np.char.add(np.char.add(_choose(firsts, n, rng).astype(str), " "), _choose(lasts, n, rng).astype(str))
-    case = style.get("case", "title")
-    values = values.astype(str)
-    if case == "upper":
-        values = np.char.upper(values)
-    elif case == "lower":
-        values = np.char.lower(values)
-    return values.astype(object)
+    return _cased(values.astype(str), style.get("case", "title"))
 
 
 def name_pool(locale: str, part: str, avoid: frozenset[str] | None) -> tuple[np.ndarray, np.ndarray]:
