@@ -346,3 +346,28 @@ def test_nhs_test_numbers_are_valid_distinct_and_bounded():
     assert nhs_test_numbers(1, 1, pa.int64()).to_pylist() == [9990000026]
     with pytest.raises(Exception, match="than NHS test numbers \\(909,091\\)"):
         nhs_test_numbers(909_000, 100, pa.string())
+
+
+def test_under_dp_fakes_never_look_at_real_values_and_styles_are_public_defaults():
+    """DP: the output may depend on the real data only through the model, so no fake avoids
+    (or is drawn in the style of) the real values: names are invented, the rest reserved."""
+    from synth.pii.fake import _known_names
+
+    table = clinic(300)
+    upper = pc.utf8_upper(table["first_name"])  # a style a non-DP run would learn
+    table = table.set_column(table.column_names.index("first_name"), "first_name", upper)
+    # Faker writes en_GB phone numbers in Ofcom's drama ranges, where the fakes come from too;
+    # real numbers never are, so give these patients numbers outside them.
+    rng = np.random.default_rng(4)
+    exchanges, lines = rng.integers(200, 496, table.num_rows), rng.integers(1000, 9999, table.num_rows)
+    phones = [f"0161 {a} {b}" for a, b in zip(exchanges, lines)]
+    table = table.set_column(table.column_names.index("phone"), "phone", pa.array(phones))
+    config = parse_config({"model": {"epochs": 1}, "privacy": {"epsilon": 5.0}})
+    schema = infer_schema(table, config)
+    model = synthesizer_for(config, schema).fit(table, schema)
+    assert model.identifiers_["first_name"]["style"]["case"] == "title"  # the default, not the extract's upper case
+    out = model.sample(300, seed=1, avoid={"first_name": {"never", "used"}})
+    names = out["first_name"].to_pylist()
+    assert all(n.casefold() not in _known_names() for n in names)  # invented, so no real name by chance
+    assert direct_identifier_scores([table], out, schema)["direct_identifier_copies"] == 0
+    assert all(v.startswith("999 ") for v in out["nhs_number"].to_pylist())

@@ -257,8 +257,9 @@ JSON_KEYS = {
     # entity.json
     "key", "static", "row", "links", "column", "parent", "unit_ns", "orders", "derived", "order_by", "units",
     "date_ranges",
-    # identifiers.json
-    "digits", "source",
+    # identifiers.json; schema.json's direct identifiers: decisions by column name and category, never values
+    "digits", "source", "category", "style", "per_entity", "part", "case", "text", "separator", "format", "region",
+    "mobile", "uk", "space", "length", "direct_identifiers", "found_by", "handling", "level", "default", "note",
     # training.json, privacy.json
     "device", "rows", "epochs_run", "best_epoch", "stopped_early", "seconds", "rows_per_second", "history", "privacy",
     "resumed_from_epoch", "enabled", "epsilon_target", "epsilon_spent", "delta", "max_grad_norm", "noise_multiplier",

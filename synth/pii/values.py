@@ -65,6 +65,8 @@ def normalised(values: Array, category: PiiCategory | str) -> Array:
 def generalise(values: Array, category: PiiCategory | str, level: str) -> Array:
     """``values`` generalised to ``level`` (``month``/``year`` for dates, ``outward``/``area`` for postcodes)."""
     category = PiiCategory(category)
+    if pa.types.is_null(values.type):  # all missing (e.g. no value passed DP's threshold): nothing to generalise
+        return values
     if category is PiiCategory.DATE_OF_BIRTH:
         return _floor_date(values, level)
     if category is PiiCategory.POSTCODE:
