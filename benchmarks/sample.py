@@ -163,7 +163,10 @@ def main() -> None:
         report.note("SDV GaussianCopula baseline skipped" + (" (smoke mode)" if args.smoke else "") + "; targets not checked")
 
     work = common.DATA / ("sample-smoke" if args.smoke else "sample")
-    model = work / f"model-vae-{args.train_rows}-e{args.train_epochs}"
+    from synth.manifest import code_version
+
+    # Keyed by the library's code: a model saved by other code is retrained, never half-loaded.
+    model = work / f"model-vae-{args.train_rows}-e{args.train_epochs}-{code_version(('synth',))[:12]}"
     base = {
         "threads": args.threads, "chunk_rows": args.chunk_rows, "model": str(model), "train_rows": args.train_rows,
         "data": str(data),

@@ -76,6 +76,25 @@ def test_incompatible_library_versions_are_refused_with_the_reason(saved, tmp_pa
         get_synthesizer("vae").load(copy)
 
 
+def test_a_model_saved_by_another_version_is_refused_in_one_line(saved, tmp_path):
+    """A folder from before a setting was removed (0.1's gate.max_exact_copies): retrain, said plainly."""
+    _, folder = saved
+    copy = tmp_path / "model"
+    copy.mkdir()
+    for path in folder.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    config = json.loads((copy / "config.json").read_text())
+    config["gate"]["max_exact_copies"] = 0
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match=r"gate\.max_exact_copies: Extra inputs are not permitted.*retrain the model"):
+        get_synthesizer("vae").load(copy)
+    versions = json.loads((copy / "versions.json").read_text())
+    versions["synth-pipeline"] = "0.1.0"
+    (copy / "versions.json").write_text(json.dumps(versions))
+    with pytest.raises(ModelError, match=r"synth-pipeline 0\.1\.0 \(saved\) vs 0\.2\.\d+ \(installed\)"):
+        get_synthesizer("vae").load(copy)
+
+
 def test_missing_folder_or_file_is_a_clear_error(saved, tmp_path):
     with pytest.raises(ModelError, match="model folder not found"):
         get_synthesizer("vae").load(tmp_path / "nope")

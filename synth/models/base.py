@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import torch
+from pydantic import ValidationError
 
 from synth import identifiers
 from synth.artifact import VERSIONS_JSON, check_versions, library_versions, read_json
@@ -172,7 +173,15 @@ class Synthesizer(ABC):
         described = read_json(folder / MODEL_JSON)
         if described.get("name") != cls.name:
             raise ModelError(f"{folder} holds a {described.get('name')!r} model, not {cls.name!r}")
-        self = cls(PipelineConfig.model_validate(read_json(folder / CONFIG_JSON)))
+        try:
+            config = PipelineConfig.model_validate(read_json(folder / CONFIG_JSON))
+        except ValidationError as exc:
+            problems = "; ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors())
+            raise ModelError(
+                f"{folder / CONFIG_JSON} does not hold a config this version reads ({problems}); "
+                "it was saved by another version of synth-pipeline: retrain the model"
+            ) from None
+        self = cls(config)
         self.schema_ = Schema.from_json((folder / SCHEMA_JSON).read_text(encoding="utf-8"))
         self.identifiers_ = read_json(folder / IDENTIFIERS_JSON)
         training = read_json(folder / TRAINING_JSON)
