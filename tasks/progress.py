@@ -22,24 +22,24 @@ class EpochProgress:
         self.total = total_epochs
         self.every = every_seconds
         self.stage: str | None = None
-        self.start = self.last = 0.0
+        self.elapsed = self.last = 0.0
         self.logger = get_run_logger()
 
     def __call__(self, stats: EpochStats) -> None:
         if stats.stage != self.stage:
-            self.stage, self.start, self.last = stats.stage, time.perf_counter(), 0.0
-        now = time.perf_counter() - self.start
-        if now - self.last < self.every and stats.epoch not in (1, self.total):
+            self.stage, self.elapsed, self.last = stats.stage, 0.0, 0.0
+        self.elapsed += stats.seconds  # the network's own epochs, so the first line already has a rate
+        if self.elapsed - self.last < self.every and stats.epoch not in (1, self.total):
             return
-        self.last = now
-        eta = now / stats.epoch * (self.total - stats.epoch)
+        self.last = self.elapsed
+        eta = self.elapsed / stats.epoch * (self.total - stats.epoch)
         # Under DP no loss is computed on real rows (it would be an unpaid release), so none is shown.
         loss = f": training loss {stats.train_loss:.3f}" if stats.train_loss is not None else ""
         validation = f", validation loss {stats.validation_loss:.3f}" if stats.validation_loss is not None else ""
         network = f"{self.STAGES.get(stats.stage, stats.stage)} " if stats.stage else ""
         self.logger.info(
             f"{network}epoch {stats.epoch}/{self.total}{loss}{validation} "
-            f"({now:.0f}s elapsed, at most {eta:.0f}s left)"
+            f"({self.elapsed:.0f}s elapsed, at most {eta:.0f}s left)"
         )
 
 
