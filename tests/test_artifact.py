@@ -54,10 +54,7 @@ class _Exploit:
 
 def test_a_pickle_planted_as_weights_is_refused(saved, tmp_path):
     _, folder = saved
-    copy = tmp_path / "model"
-    copy.mkdir()
-    for path in folder.iterdir():
-        (copy / path.name).write_bytes(path.read_bytes())
+    copy = _copy(folder, tmp_path / "model")
     (copy / "model.pt").write_bytes(pickle.dumps({"weights": _Exploit()}))
     with pytest.raises(ModelError, match="cannot load the weights"):
         get_synthesizer("vae").load(copy)
@@ -65,10 +62,7 @@ def test_a_pickle_planted_as_weights_is_refused(saved, tmp_path):
 
 def test_incompatible_library_versions_are_refused_with_the_reason(saved, tmp_path):
     _, folder = saved
-    copy = tmp_path / "model"
-    copy.mkdir()
-    for path in folder.iterdir():
-        (copy / path.name).write_bytes(path.read_bytes())
+    copy = _copy(folder, tmp_path / "model")
     versions = json.loads((copy / "versions.json").read_text())
     versions["torch"] = "1.13.1"
     (copy / "versions.json").write_text(json.dumps(versions))
@@ -79,10 +73,7 @@ def test_incompatible_library_versions_are_refused_with_the_reason(saved, tmp_pa
 def test_a_model_saved_by_another_version_is_refused_in_one_line(saved, tmp_path):
     """A folder from before a setting was removed (0.1's gate.max_exact_copies): retrain, said plainly."""
     _, folder = saved
-    copy = tmp_path / "model"
-    copy.mkdir()
-    for path in folder.iterdir():
-        (copy / path.name).write_bytes(path.read_bytes())
+    copy = _copy(folder, tmp_path / "model")
     config = json.loads((copy / "config.json").read_text())
     config["gate"]["max_exact_copies"] = 0
     (copy / "config.json").write_text(json.dumps(config))
@@ -111,3 +102,11 @@ def test_save_is_atomic_over_an_existing_model(saved, tmp_path):
     model.save(target)
     assert (target / "model.pt").read_bytes() == first
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def _copy(folder, target):
+    """A copy of a model folder to tamper with."""
+    target.mkdir()
+    for path in folder.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    return target

@@ -167,9 +167,14 @@ def _exact_copies(metrics: dict, options: GateOptions, holdout: dict) -> dict:
     measured = (f"{label}: {_count(copies)} of {n_synthetic:,}, against {_count(unseen)} equal to a holdout row "
                 f"x {scale:.3g} (training/holdout size) + {options.sampling_sigmas:g} standard errors = limit "
                 f"{limit:,.1f}")
-    if copies <= limit:
-        return _check(name, True, copies, limit, f"{measured}: within it")
-    return _check(name, False, copies, limit, f"{measured}: exceeds it by {copies - limit:,.1f} (copies)")
+    return _within(name, copies, limit, measured, f"{copies - limit:,.1f} (copies)")
+
+
+def _within(name: str, value, limit, measured: str, excess: str) -> dict:
+    """A check that passes when ``value <= limit``; ``excess`` says by how much it did not."""
+    if value <= limit:
+        return _check(name, True, value, limit, f"{measured}: within it")
+    return _check(name, False, value, limit, f"{measured}: exceeds it by {excess}")
 
 
 def _closeness(metrics: dict, options: GateOptions) -> dict:
@@ -191,9 +196,7 @@ def _closeness_tail(metrics: dict, options: GateOptions) -> dict:
     measured = (f"{_pct(share)} of synthetic rows are at most as far from a training row as the holdout's "
                 f"{quantile:.0%} quantile distance, against the holdout's own {_pct(baseline)} + "
                 f"{options.sampling_sigmas:g} standard errors = limit {_pct(limit)}")
-    if share <= limit:
-        return _check(name, True, share, limit, f"{measured}: within it")
-    return _check(name, False, share, limit, f"{measured}: exceeds it by {_pct(share - limit)} (near-copies)")
+    return _within(name, share, limit, measured, f"{_pct(share - limit)} (near-copies)")
 
 
 def _membership(metrics: dict, options: GateOptions) -> dict:
