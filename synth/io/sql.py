@@ -11,6 +11,11 @@ Reading streams the query through a server-side cursor in batches of ``batch_row
 Writing goes to a temporary table that is renamed over the target (``replace``) or
 inserted into it (``append``) inside one transaction: readers see the old table or the
 new one, never a half-written one. On PostgreSQL rows are sent with ``COPY``.
+
+A dropped connection, a timeout or a database that is restarting raise
+:class:`~synth.errors.TransientError` (retried by the tasks; a write is one transaction,
+so a retry starts clean); a bad query, an unknown table or refused credentials raise
+:class:`~synth.errors.SourceError`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from synth.errors import SourceError
+from synth.io.faults import storage_error
 from synth.io.uri import SQL_PREFIX
 
 WriteMode = Literal["replace", "append"]
@@ -97,7 +103,7 @@ def read_batches(engine: sa.Engine, query: str, batch_rows: int = 500_000) -> It
                 if frame.height:
                     yield frame.to_arrow()
         except sa.exc.SQLAlchemyError as exc:
-            raise SourceError(f"the SQL query failed: {_first_line(exc)}") from None
+            raise storage_error(exc, "the SQL query failed") from None
 
 
 def write_table(engine: sa.Engine, name: str, tables: Iterable[pa.Table], mode: WriteMode = "replace") -> int:
@@ -220,13 +226,13 @@ class _connect:
         try:
             self.conn = self.engine.connect()
         except sa.exc.SQLAlchemyError as exc:
-            raise SourceError(f"cannot connect to the SQL database: {_first_line(exc)}") from None
+            raise storage_error(exc, "cannot connect to the SQL database") from None
         return self.conn
 
     def __exit__(self, kind, error, tb):
         self.conn.close()
         if isinstance(error, sa.exc.SQLAlchemyError):
-            raise SourceError(f"SQL failed ({self.query[:80]}...): {_first_line(error)}") from None
+            raise storage_error(error, f"SQL failed ({self.query[:80]}...)") from None
         return False
 
 

@@ -19,6 +19,7 @@ import fsspec
 from fsspec.core import url_to_fs
 
 from synth.errors import SourceError
+from synth.io.faults import storage_error
 
 SQL_PREFIX = "sql:"
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
@@ -73,18 +74,21 @@ def list_files(source: str) -> list[DataFile]:
     """Expand a file, folder or glob (local or remote) into its data files, sorted by URI.
 
     Raises:
-        SourceError: nothing matches, the folder holds no data files, or the store is unreachable.
+        SourceError: nothing matches, the folder holds no data files, or the store refuses access.
+        TransientError: the store did not answer (connection reset, timeout, throttling): retried.
     """
     fs, path = filesystem(source)
     protocol = _protocol(fs)
     try:
         if any(ch in path for ch in "*?["):
-            found = [p for p in fs.glob(path) if fs.isfile(p)]
+            # One listing with each entry's type: fs.isfile() per path would turn a failed request
+            # into "not a file" and silently leave the file out of the extract.
+            found = [p for p, info in fs.glob(path, detail=True).items() if info.get("type") == "file"]
             if not found:
                 raise SourceError(f"no files match {source}")
-        elif not fs.exists(path):
+        elif (kind := _kind(fs, path)) is None:
             raise SourceError(f"source not found: {source}")
-        elif fs.isdir(path):
+        elif kind == "directory":
             found = [p for p in fs.find(path) if p.lower().endswith(PARQUET_SUFFIXES + CSV_SUFFIXES)]
             found = [p for p in found if not _hidden(p, path)]
             if not found:
@@ -93,8 +97,17 @@ def list_files(source: str) -> list[DataFile]:
             found = [path]
         files = [_describe(fs, protocol, p) for p in sorted(found)]
     except OSError as exc:
-        raise SourceError(f"cannot list {source}: {exc}") from None
+        raise storage_error(exc, f"cannot list {source}") from None
     return files
+
+
+def _kind(fs: fsspec.AbstractFileSystem, path: str) -> str | None:
+    """``file``, ``directory`` or None when nothing is there; any other failure is raised
+    (``fs.exists()`` answers False to a timeout, which would read as a missing extract)."""
+    try:
+        return fs.info(path)["type"]
+    except FileNotFoundError:
+        return None
 
 
 def check_source(source: str) -> None:
