@@ -92,6 +92,11 @@ class WorkDir:
     path: str
     token: str
 
+    @property
+    def key(self) -> str:
+        """The run key naming the folder (see :func:`run_key`): the same for every rerun of the same work."""
+        return Path(self.path).name
+
     def sub(self, name: str) -> Path:
         return Path(self.path) / name
 

@@ -1,25 +1,33 @@
-"""Reruns are idempotent: an expectation suite edited in place is checked again.
+"""Reruns are idempotent: an edited suite is checked again, an append is made once per release.
 
 * The preprocessing cache key and the run key hold the expectation suite's *content*: a
   suite edited in place gives a fresh verdict, not the cached one (real Prefect cache).
+* ``sql_mode: append`` records each release in a ledger table in the same transaction: the
+  same release appended again (a retried or re-triggered run), even by two runs at once,
+  adds no rows (SQLite here, PostgreSQL when ``SYNTH_TEST_POSTGRES_URL`` is set).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import threading
 import uuid
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 from prefect import flow
 
 from synth.config import PipelineConfig
+from synth.io import sql
 from synth.runs import open_work_dir, preprocess_settings, run_key
 from tasks.caching import RunInputs
+from tasks.io import write_sql_table
 from tasks.preprocess import fingerprint_source, preprocess_extract
+from tests.postgres import postgres  # noqa: F401  (fixture)
 
 # -- the expectation suite is keyed by its content -----------------------------------------------
 
@@ -80,4 +88,93 @@ def test_a_suite_edited_in_place_is_checked_again_not_served_from_the_cache(clus
     assert _preprocess(str(extract), config, str(tmp_path / "work")) == ("Cached", True)  # nothing changed
     _suite(suite, 100_000)  # the same path, a stricter suite
     assert _preprocess(str(extract), config, str(tmp_path / "work")) == ("Completed", False)
+
+
+# -- sql_mode: append is made once per release ---------------------------------------------------
+
+
+def _rows(n: int, start: int = 0) -> pa.Table:
+    return pa.table({"id": pa.array(range(start, start + n), pa.int64()), "ward": [f"w{i % 3}" for i in range(n)]})
+
+
+def _count(engine: sa.Engine, name: str) -> int:
+    return sql.count_rows(engine, f"SELECT * FROM {name}")
+
+
+def _ledger(engine: sa.Engine, schema: str | None = None) -> list[tuple]:
+    name = f"{schema}.{sql.LEDGER}" if schema else sql.LEDGER
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            f"SELECT target_table, release_key, row_count, run_id FROM {name} ORDER BY release_key"))]
+
+
+def _append_once_checks(engine: sa.Engine, name: str, schema: str | None = None) -> None:
+    assert sql.write_table(engine, name, [_rows(3)], mode="append", release="2024-01", run_id="run-a") == 3
+    assert sql.write_table(engine, name, [_rows(3)], mode="append", release="2024-01", run_id="run-b") == 0
+    assert _count(engine, name) == 3  # the rerun appended nothing
+    assert sql.write_table(engine, name, [_rows(2, 3)], mode="append", release="2024-02", run_id="run-c") == 2
+    assert sql.write_table(engine, name, [_rows(1, 5)], mode="append") == 1  # no release named: a plain append
+    assert _count(engine, name) == 6
+    assert [row for row in _ledger(engine, schema) if row[0] == name] == [
+        (name, "2024-01", 3, "run-a"), (name, "2024-02", 2, "run-c")]
+    assert sql.write_table(engine, name, [_rows(4)], mode="replace", release="2024-01") == 4  # replace: no ledger
+    assert _count(engine, name) == 4
+
+
+def test_an_append_is_made_once_per_release_sqlite(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    _append_once_checks(engine, "synthetic_admissions")
+
+
+def test_an_append_is_made_once_per_release_postgres(postgres):  # noqa: F811
+    engine, schema, _ = postgres
+    _append_once_checks(engine, f"{schema}.synthetic_admissions", schema)
+
+
+def test_two_runs_appending_the_same_release_at_once_append_it_once(postgres):  # noqa: F811
+    engine, schema, _ = postgres
+    name = f"{schema}.concurrent"
+    sql.write_table(engine, name, [_rows(1)], mode="replace")
+    checked = [threading.Event(), threading.Event()]
+    written: dict[int, int] = {}
+
+    def batches(me: int):
+        yield _rows(5)
+        # Both runs are inside their transactions and have found no ledger entry: neither has committed.
+        checked[me].set()
+        assert checked[1 - me].wait(10)
+        yield _rows(5, 5)
+
+    def append(me: int) -> None:
+        written[me] = sql.write_table(engine, name, batches(me), mode="append", release="2024-03", run_id=f"run-{me}")
+
+    threads = [threading.Thread(target=append, args=(k,)) for k in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(written.values()) == [0, 10]
+    assert _count(engine, name) == 11
+    assert [row[:3] for row in _ledger(engine, schema) if row[0] == name] == [(name, "2024-03", 10)]
+
+
+def test_a_rerun_of_the_sink_task_appends_nothing(monkeypatch, tmp_path):
+    monkeypatch.setenv("SYNTH_SQL_URL", f"sqlite:///{tmp_path / 'warehouse.db'}")
+    synthetic = tmp_path / "out" / "synthetic"
+    synthetic.mkdir(parents=True)
+    pq.write_table(_rows(6), synthetic / "part-00000.parquet")
+    pq.write_table(_rows(4, 6), synthetic / "part-00001.parquet")
+
+    @flow(name="sql-sink")
+    def sink(release: str) -> list[dict]:
+        return write_sql_table(str(synthetic), "synthetic_admissions", "append", PipelineConfig(), release)
+
+    first, second = sink("run-key-1"), sink("run-key-1")
+    assert first == [{"kind": "sql", "table": "synthetic_admissions", "mode": "append", "rows": 10,
+                      "release": "run-key-1"}]
+    assert second[0]["rows"] == 0
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    assert _count(engine, "synthetic_admissions") == 10
+    assert sink("run-key-2")[0]["rows"] == 10  # another release (next month's run) is appended
+    assert _count(engine, "synthetic_admissions") == 20
 
