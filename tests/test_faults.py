@@ -203,7 +203,7 @@ def cluster():
     """An in-process Dask cluster: its workers see the in-memory store and the injected faults."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as local:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as local:
         yield local.scheduler_address
 
 
