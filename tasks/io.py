@@ -20,6 +20,9 @@ from tasks.preprocess import IO_RETRIES, RunFolders
 from tasks.user_errors import retry_unless_user_error
 
 
+REPLACED_ON_UPLOAD = ("synthetic", "model")  # written whole by each run: an earlier run's files must go
+
+
 @task(name="write-sql-table", cache_policy=NO_CACHE, **IO_RETRIES)
 def write_sql_table(
     synthetic_dir: str, table: str | None, mode: str, config: PipelineConfig, release: str | None = None
@@ -116,9 +119,14 @@ def write_run_manifest(
 
 @task(name="upload-output", cache_policy=NO_CACHE, **IO_RETRIES)
 def upload_output(run: RunFolders) -> str:
-    """Copy the local outputs to the remote output URI, the manifest last; nothing for local outputs."""
+    """Copy the local outputs to the remote output URI, the manifest last; nothing for local outputs.
+
+    An earlier run's remote ``synthetic/`` and ``model/`` files that this run did not write
+    are deleted first: when this run's gate failed, its data are not released remotely and
+    the last run's are withdrawn, as in a local output folder.
+    """
     if not run.remote:
         return run.output
-    written = upload_folder(run.output, run.remote)
+    written = upload_folder(run.output, run.remote, replace=REPLACED_ON_UPLOAD)
     get_run_logger().info(f"uploaded {len(written)} files to {run.remote}")
     return run.remote

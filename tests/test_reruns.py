@@ -1,10 +1,12 @@
-"""Reruns are idempotent: an edited suite is checked again, an append is made once per release.
+"""Reruns are idempotent: an edited suite is checked again, an append is made once, a withdrawn release goes remotely.
 
 * The preprocessing cache key and the run key hold the expectation suite's *content*: a
   suite edited in place gives a fresh verdict, not the cached one (real Prefect cache).
 * ``sql_mode: append`` records each release in a ledger table in the same transaction: the
   same release appended again (a retried or re-triggered run), even by two runs at once,
   adds no rows (SQLite here, PostgreSQL when ``SYNTH_TEST_POSTGRES_URL`` is set).
+* A remote output's ``synthetic/`` from an earlier run is deleted when a new run's gate
+  fails, before the new metrics are uploaded (an fsspec store that records its calls).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 import uuid
 from pathlib import Path
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -24,9 +27,13 @@ from prefect import flow
 from synth.config import PipelineConfig
 from synth.io import sql
 from synth.runs import open_work_dir, preprocess_settings, run_key
+from synth.sampling import SampleResult
 from tasks.caching import RunInputs
-from tasks.io import write_sql_table
-from tasks.preprocess import fingerprint_source, preprocess_extract
+from tasks.evaluate import release_synthetic
+from tasks.io import upload_output, write_sql_table
+from tasks.preprocess import RunFolders, fingerprint_source, preprocess_extract
+from tests import flaky_store
+from tests.flaky_store import FlakyStore
 from tests.postgres import postgres  # noqa: F401  (fixture)
 
 # -- the expectation suite is keyed by its content -----------------------------------------------
@@ -63,7 +70,7 @@ def test_the_suite_is_keyed_by_its_content_not_its_path(tmp_path):
 def cluster():
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as local:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as local:
         yield local.scheduler_address
 
 
@@ -178,3 +185,64 @@ def test_a_rerun_of_the_sink_task_appends_nothing(monkeypatch, tmp_path):
     assert sink("run-key-2")[0]["rows"] == 10  # another release (next month's run) is appended
     assert _count(engine, "synthetic_admissions") == 20
 
+
+# -- a withdrawn release is withdrawn remotely too -----------------------------------------------
+
+
+@pytest.fixture
+def remote():
+    root = f"/reruns-{uuid.uuid4().hex[:8]}"
+    flaky_store.reset()
+    yield root
+    flaky_store.reset()
+    flaky_store.remove(root)
+
+
+def _staged_run(local: Path, parts: int, quality: float) -> SampleResult:
+    """A local output folder as a run leaves it before release: staged parts, model, metrics."""
+    staging = local / "staging"
+    staging.mkdir(parents=True)
+    for k in range(parts):
+        pq.write_table(_rows(10, 10 * k), staging / f"part-{k:05d}.parquet")
+    (local / "model").mkdir(exist_ok=True)
+    (local / "model" / "model.pt").write_bytes(f"weights {quality}".encode())
+    (local / "metrics.json").write_text(json.dumps({"quality_score": quality}))
+    (local / "manifest.json").write_text(json.dumps({"quality_score": quality}))
+    return SampleResult(folder=str(staging), rows=10 * parts, chunks=parts)
+
+
+@flow(name="release-and-upload")
+def _release_and_upload(sampled: SampleResult, run: RunFolders, verdict: str) -> str | None:
+    gate = {"verdict": verdict, "reasons": [] if verdict == "pass" else ["quality 0.41 < 0.60"], "checks": []}
+    released = release_synthetic(sampled, str(Path(run.output) / "synthetic"), {"gate": gate})
+    upload_output(run)
+    return released
+
+
+def test_a_failed_gate_withdraws_the_remote_release_before_new_metrics_arrive(remote, tmp_path):
+    store = fsspec.filesystem("memory")
+    uri = f"flaky://{remote}/releases/2024-03"
+    run = RunFolders(work=open_work_dir("k", tmp_path / "work"), output=str(tmp_path / "local"), remote=uri)
+
+    assert _release_and_upload(_staged_run(Path(run.output), 3, 0.9), run, "pass")
+    assert sorted(store.ls(f"{remote}/releases/2024-03/synthetic", detail=False)) == [
+        f"{remote}/releases/2024-03/synthetic/part-{k:05d}.parquet" for k in range(3)]
+
+    # A later run whose gate passes with fewer parts: the extra old part goes.
+    assert _release_and_upload(_staged_run(Path(run.output), 2, 0.8), run, "pass")
+    assert len(store.ls(f"{remote}/releases/2024-03/synthetic", detail=False)) == 2
+
+    FlakyStore.calls.clear()
+    assert _release_and_upload(_staged_run(Path(run.output), 2, 0.41), run, "fail") is None
+    assert not (Path(run.output) / "synthetic").exists()
+    assert not store.exists(f"{remote}/releases/2024-03/synthetic/part-00000.parquet")
+    assert store.find(f"{remote}/releases/2024-03/synthetic") == []
+    assert json.loads(store.cat(f"{remote}/releases/2024-03/metrics.json")) == {"quality_score": 0.41}
+    assert store.cat(f"{remote}/releases/2024-03/model/model.pt") == b"weights 0.41"
+
+    # The order a reader relies on: old manifest out, old release out, then the new files, manifest last.
+    order = [(method, path.rsplit(remote, 1)[-1]) for method, path in FlakyStore.calls if method in ("rm", "put_file")]
+    assert order[0] == ("rm", "/releases/2024-03/manifest.json")
+    assert {p for m, p in order[1:3]} == {f"/releases/2024-03/synthetic/part-{k:05d}.parquet" for k in range(2)}
+    assert all(m == "rm" for m, _ in order[1:3]) and all(m == "put_file" for m, _ in order[3:])
+    assert order[-1] == ("put_file", "/releases/2024-03/manifest.json")

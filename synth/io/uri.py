@@ -141,21 +141,41 @@ def format_from_names(names: list[str], first: str, declared: str = "auto") -> s
     )
 
 
-def upload_folder(local: str | Path, uri: str) -> list[str]:
+def upload_folder(local: str | Path, uri: str, replace: tuple[str, ...] = ()) -> list[str]:
     """Copy a local folder's files to ``uri`` (a remote folder); returns the remote paths written.
 
-    Hidden files (locks, temporaries) stay behind. ``manifest.json`` is copied last, so a
-    reader that waits for it finds every other file complete.
+    Hidden files (locks, temporaries) stay behind. A ``manifest.json`` an earlier upload left
+    is deleted first and the new one copied last, so a reader that waits for it never finds
+    two runs' files mixed. Under the subfolders named in ``replace`` (e.g. ``synthetic``),
+    remote files this upload does not bring are deleted before anything is copied: a release
+    withdrawn locally (a failed gate) is withdrawn remotely too, never left beside new metrics.
+
+    Raises:
+        SourceError: the store refused (no permission, no such bucket).
+        TransientError: the store did not answer (connection reset, timeout, throttling): retried.
     """
     fs, root = filesystem(uri)
+    root = root.rstrip("/")
     local = Path(local)
     files = [p for p in local.rglob("*") if p.is_file() and not p.relative_to(local).as_posix().startswith(".")]
+    keep = {p.relative_to(local).as_posix() for p in files}
     written = []
-    for path in sorted(files, key=lambda p: (p.name == "manifest.json", p.as_posix())):
-        target = f"{root.rstrip('/')}/{path.relative_to(local).as_posix()}"
-        fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-        fs.put_file(str(path), target)
-        written.append(target)
+    try:
+        try:
+            fs.rm(f"{root}/manifest.json")
+        except FileNotFoundError:
+            pass
+        for folder in replace:
+            stale = [p for p in fs.find(f"{root}/{folder}") if p.removeprefix(f"{root}/") not in keep]
+            if stale:
+                fs.rm(stale)
+        for path in sorted(files, key=lambda p: (p.name == "manifest.json", p.as_posix())):
+            target = f"{root}/{path.relative_to(local).as_posix()}"
+            fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            fs.put_file(str(path), target)
+            written.append(target)
+    except OSError as exc:
+        raise storage_error(exc, f"cannot upload {local} to {uri}") from None
     return written
 
 
