@@ -21,7 +21,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from synth.config import load_config  # noqa: E402
-from synth.errors import SynthError  # noqa: E402
+from synth.errors import SynthError, TransientError  # noqa: E402
 from synth.io.uri import check_source  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Synthetic patient data from real extracts.")
@@ -172,8 +172,11 @@ def _exit_on_failed_gate(metrics: dict, output, released: bool) -> None:
         sys.exit(GATE_FAILED)
 
 
+TRANSIENT_FAILED = 75  # EX_TEMPFAIL: storage or database kept failing; the same command may work later
+
+
 class _user_errors:
-    """Turn :class:`SynthError` into one red line and exit status 1."""
+    """Turn :class:`SynthError` into one red line and exit status 1; a fault that outlasted the retries, 75."""
 
     def __enter__(self):
         return self
@@ -182,6 +185,9 @@ class _user_errors:
         if isinstance(error, SynthError):
             console.print(f"[red]error:[/red] {error}")
             sys.exit(1)
+        if isinstance(error, TransientError):
+            console.print(f"[red]error:[/red] {error}; it persisted through the retries: try again later")
+            sys.exit(TRANSIENT_FAILED)
         return False
 
 

@@ -33,7 +33,7 @@ def generate(params: GenerateParameters) -> dict:
         publish_results(metrics, str(output))
         released = release_synthetic(sampled, str(output / "synthetic"), metrics)  # None when the gate failed
         sql_table = params.sql_table if released else None  # nothing leaves for SQL when the gate fails
-        sinks = write_sql_table(str(output / "synthetic"), sql_table, params.sql_mode, config)
+        sinks = write_sql_table(str(output / "synthetic"), sql_table, params.sql_mode, config, run.work.key)
         write_run_manifest(run, params.source, fingerprint, prepared, model_dir, metrics, sinks)
         upload_output(run)
     return metrics

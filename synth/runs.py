@@ -46,12 +46,28 @@ def default_work_root() -> Path:
 
 
 def preprocess_settings(config: PipelineConfig) -> str:
-    """The settings preprocessing reads, as canonical JSON (not where it runs, nor later steps')."""
+    """The settings preprocessing reads, as canonical JSON (not where it runs, nor later steps').
+
+    The expectation suite is named by its content's SHA-256, not its path: a suite edited in
+    place is a new setting (its verdict cannot come from the cache), a moved one is not.
+    """
     data = config.model_dump(mode="json")
     keep = {k: data[k] for k in ("seed", "source", "entity_key", "columns", "drop", "transforms", "validation")}
+    keep["validation"]["suite"] = _content_digest(config.validation.suite)
     keep["partition_rows"] = data["preprocess"]["partition_rows"]
     keep["holdout_fraction"] = data["evaluation"]["holdout_fraction"]
     return json.dumps(keep, sort_keys=True)
+
+
+def _content_digest(path: str | None) -> str | None:
+    """``sha256:<hex>`` of the file at ``path``; the path itself when it cannot be read (loading it will say why)."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as file:
+            return "sha256:" + hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError:
+        return path
 
 
 def training_settings(config: PipelineConfig) -> str:
@@ -75,6 +91,11 @@ class WorkDir:
 
     path: str
     token: str
+
+    @property
+    def key(self) -> str:
+        """The run key naming the folder (see :func:`run_key`): the same for every rerun of the same work."""
+        return Path(self.path).name
 
     def sub(self, name: str) -> Path:
         return Path(self.path) / name

@@ -3,7 +3,8 @@
 A cached task's key is its own source, the run's inputs that matter and the library's
 code version. The inputs that matter are the data's fingerprint (file names, sizes and
 modification times, or a SQL query and its row count), the settings the task reads (not
-where the work runs: workers, Dask address, device), and the token of the work folder the result
+where the work runs: workers, Dask address, device; the expectation suite by its content,
+so a suite edited in place is re-checked), and the token of the work folder the result
 points into: a deleted and recreated work folder never serves a stale result. Results
 are persisted (Prefect's result storage, ``PREFECT_HOME/storage`` unless configured);
 they hold paths, counts and the schema, never real values.

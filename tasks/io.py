@@ -20,19 +20,37 @@ from tasks.preprocess import IO_RETRIES, RunFolders
 from tasks.user_errors import retry_unless_user_error
 
 
+REPLACED_ON_UPLOAD = ("synthetic", "model")  # written whole by each run: an earlier run's files must go
+
+
 @task(name="write-sql-table", cache_policy=NO_CACHE, **IO_RETRIES)
-def write_sql_table(synthetic_dir: str, table: str | None, mode: str, config: PipelineConfig) -> list[dict]:
-    """Write the synthetic parts to ``table`` (one transaction); nothing when no table is named."""
+def write_sql_table(
+    synthetic_dir: str, table: str | None, mode: str, config: PipelineConfig, release: str | None = None
+) -> list[dict]:
+    """Write the synthetic parts to ``table`` (one transaction); nothing when no table is named.
+
+    In ``append`` mode ``release`` (the run key) is recorded in the database's ledger with
+    the rows, in the same transaction: a rerun of a release already appended (a retried or
+    re-triggered run) appends nothing.
+    """
     if not table:
         return []
     engine = sql.engine_from_env(config.source.sql_url_env)
     try:
         parts = sorted(Path(synthetic_dir).glob("part-*.parquet"))
-        rows = sql.write_table(engine, table, (pq.read_table(p) for p in parts), mode=mode)
+        rows = sql.write_table(engine, table, (pq.read_table(p) for p in parts), mode=mode, release=release,
+                               run_id=str(runtime.flow_run.id or ""))
     finally:
         engine.dispose()
-    get_run_logger().info(f"wrote {rows:,} synthetic rows to SQL table {table} ({mode})")
-    return [{"kind": "sql", "table": table, "mode": mode, "rows": rows}]
+    sink = {"kind": "sql", "table": table, "mode": mode, "rows": rows}
+    if mode == "append" and release:
+        sink["release"] = release
+    if mode == "append" and release and rows == 0:
+        get_run_logger().info(f"release {release} was already appended to SQL table {table}: nothing appended again "
+                              f"(ledger {sql.LEDGER})")
+    else:
+        get_run_logger().info(f"wrote {rows:,} synthetic rows to SQL table {table} ({mode})")
+    return [sink]
 
 
 @task(name="write-manifest", cache_policy=NO_CACHE, retries=2,
@@ -101,9 +119,14 @@ def write_run_manifest(
 
 @task(name="upload-output", cache_policy=NO_CACHE, **IO_RETRIES)
 def upload_output(run: RunFolders) -> str:
-    """Copy the local outputs to the remote output URI, the manifest last; nothing for local outputs."""
+    """Copy the local outputs to the remote output URI, the manifest last; nothing for local outputs.
+
+    An earlier run's remote ``synthetic/`` and ``model/`` files that this run did not write
+    are deleted first: when this run's gate failed, its data are not released remotely and
+    the last run's are withdrawn, as in a local output folder.
+    """
     if not run.remote:
         return run.output
-    written = upload_folder(run.output, run.remote)
+    written = upload_folder(run.output, run.remote, replace=REPLACED_ON_UPLOAD)
     get_run_logger().info(f"uploaded {len(written)} files to {run.remote}")
     return run.remote

@@ -80,8 +80,9 @@ def open_run_folders(fingerprint: str, config: PipelineConfig, output: str, work
     name="preprocess-extract",
     cache_policy=DATA_CONFIG_CODE,
     persist_result=True,
-    retries=1,
-    retry_delay_seconds=10,
+    retries=2,  # a retry resumes: partitions already clean are skipped
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retry_jitter_factor=0.5,
     retry_condition_fn=retry_unless_user_error,
 )
 def preprocess_extract(

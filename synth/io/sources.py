@@ -21,6 +21,7 @@ import pyarrow.dataset as ds
 from synth.config import ColumnKind, PipelineConfig
 from synth.errors import SourceError
 from synth.io.columns import ColumnNaming, name_columns
+from synth.io.faults import storage_error
 from synth.io.uri import PARQUET_SUFFIXES, format_from_names
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
@@ -43,6 +44,7 @@ def read_table(
 
     Raises:
         SourceError: the path does not exist, holds no data, or cannot be parsed.
+        TransientError: the storage failed in a way that may pass (e.g. a network file system timed out).
     """
     config = config or PipelineConfig()
     paths = resolve_paths(source)
@@ -95,7 +97,7 @@ def _read_parquet(paths: list[Path], columns: list[str] | None, keep_row_index: 
                 raise SourceError(f"{paths[0].parent}: columns {missing} are not in the extract")
         return naming.apply(dataset.to_table(columns=wanted)), naming
     except (pa.ArrowInvalid, OSError, pl.exceptions.PolarsError) as exc:
-        raise SourceError(f"cannot read Parquet {paths[0]}: {_first_line(exc)}") from None
+        raise storage_error(exc, f"cannot read Parquet {paths[0]}") from None
 
 
 def _read_csv(paths: list[Path], config: PipelineConfig) -> tuple[pa.Table, ColumnNaming]:
@@ -114,7 +116,7 @@ def _read_csv(paths: list[Path], config: PipelineConfig) -> tuple[pa.Table, Colu
                 encoding=config.source.encoding,
             )
         except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
-            raise SourceError(f"cannot read CSV {path}: {_first_line(exc)}") from None
+            raise storage_error(exc, f"cannot read CSV {path}") from None
         if frame.width == 0 or frame.height == 0:
             raise SourceError(f"{path}: the CSV file is empty")
         frames.append(frame)

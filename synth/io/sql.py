@@ -10,11 +10,20 @@ Reading streams the query through a server-side cursor in batches of ``batch_row
 (Polars builds each batch), so an extract larger than memory never is in memory.
 Writing goes to a temporary table that is renamed over the target (``replace``) or
 inserted into it (``append``) inside one transaction: readers see the old table or the
-new one, never a half-written one. On PostgreSQL rows are sent with ``COPY``.
+new one, never a half-written one. On PostgreSQL rows are sent with ``COPY``. An append
+may name its ``release``: the ledger table ``synth_appends`` (in the target's schema)
+records each release appended to each table in the same transaction, so a rerun of a
+release appends nothing the second time.
+
+A dropped connection, a timeout or a database that is restarting raise
+:class:`~synth.errors.TransientError` (retried by the tasks; a write is one transaction,
+so a retry starts clean); a bad query, an unknown table or refused credentials raise
+:class:`~synth.errors.SourceError`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import os
@@ -29,9 +38,11 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from synth.errors import SourceError
+from synth.io.faults import storage_error
 from synth.io.uri import SQL_PREFIX
 
 WriteMode = Literal["replace", "append"]
+LEDGER = "synth_appends"
 _TABLE_NAME = re.compile(r"^[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*)?$")
 _INSERT_BATCH = 10_000
 
@@ -97,10 +108,17 @@ def read_batches(engine: sa.Engine, query: str, batch_rows: int = 500_000) -> It
                 if frame.height:
                     yield frame.to_arrow()
         except sa.exc.SQLAlchemyError as exc:
-            raise SourceError(f"the SQL query failed: {_first_line(exc)}") from None
+            raise storage_error(exc, "the SQL query failed") from None
 
 
-def write_table(engine: sa.Engine, name: str, tables: Iterable[pa.Table], mode: WriteMode = "replace") -> int:
+def write_table(
+    engine: sa.Engine,
+    name: str,
+    tables: Iterable[pa.Table],
+    mode: WriteMode = "replace",
+    release: str | None = None,
+    run_id: str | None = None,
+) -> int:
     """Write ``tables`` (one schema) to the table ``name`` in one transaction; returns the rows written.
 
     Args:
@@ -108,6 +126,13 @@ def write_table(engine: sa.Engine, name: str, tables: Iterable[pa.Table], mode: 
         name: ``table`` or ``schema.table``.
         tables: the rows, in batches (e.g. the Parquet parts of a synthetic dataset).
         mode: ``replace`` swaps the new table in for the old one; ``append`` adds the rows.
+        release: with ``append``, what these rows are a release of (e.g. the run key): a release
+            already recorded in the ledger for ``name`` is not appended again (0 rows written).
+        run_id: recorded in the ledger beside the release (which run appended it).
+
+    Raises:
+        SourceError: a bad table name, no rows, or the database refused the write.
+        TransientError: the connection dropped or timed out; nothing was written (one transaction).
     """
     if not _TABLE_NAME.match(name):
         raise SourceError(f"{name!r} is not a plain table name (letters, digits, _; optionally schema.table)")
@@ -122,26 +147,82 @@ def write_table(engine: sa.Engine, name: str, tables: Iterable[pa.Table], mode: 
         metadata,
         *[sa.Column(f.name, _sql_type(f.type)) for f in first.schema],
     )
+    ledger = _ledger(metadata) if mode == "append" and release else None
     preparer = engine.dialect.identifier_preparer
     target = preparer.quote(table_name)
     if schema_name:
         target = f"{preparer.quote_schema(schema_name)}.{target}"
     rows = 0
-    with engine.begin() as conn:
-        staging.create(conn)
-        for table in _chain(first, batches):
-            rows += _insert(conn, staging, table)
-        staged = preparer.format_table(staging)
-        exists = sa.inspect(conn).has_table(table_name, schema=schema_name or None)
-        if mode == "append" and exists:
-            columns = ", ".join(preparer.quote(c.name) for c in staging.columns)
-            conn.execute(sa.text(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staged}"))
-            conn.execute(sa.text(f"DROP TABLE {staged}"))
-        else:
-            if exists:
-                conn.execute(sa.text(f"DROP TABLE {target}"))
-            conn.execute(sa.text(f"ALTER TABLE {staged} RENAME TO {preparer.quote(table_name)}"))
+    try:
+        if ledger is not None:
+            _create_ledger(engine, ledger)
+        with engine.begin() as conn:
+            if ledger is not None and _appended(conn, ledger, name, release):
+                return 0
+            staging.create(conn)
+            for table in _chain(first, batches):
+                rows += _insert(conn, staging, table)
+            staged = preparer.format_table(staging)
+            exists = sa.inspect(conn).has_table(table_name, schema=schema_name or None)
+            if mode == "append" and exists:
+                columns = ", ".join(preparer.quote(c.name) for c in staging.columns)
+                conn.execute(sa.text(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staged}"))
+                conn.execute(sa.text(f"DROP TABLE {staged}"))
+            else:
+                if exists:
+                    conn.execute(sa.text(f"DROP TABLE {target}"))
+                conn.execute(sa.text(f"ALTER TABLE {staged} RENAME TO {preparer.quote(table_name)}"))
+            if ledger is not None:
+                # Last, so a concurrent append of the same release waits here and then fails on the key.
+                conn.execute(ledger.insert().values(
+                    target_table=name, release_key=release, row_count=rows, run_id=run_id,
+                    appended_at=dt.datetime.now(dt.UTC),
+                ))
+    except sa.exc.IntegrityError as exc:
+        if ledger is not None and _appended_now(engine, ledger, name, release):
+            return 0  # another run appended this release at the same time; this one rolled back
+        raise storage_error(exc, f"cannot write SQL table {name}") from None
+    except (sa.exc.SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as exc:
+        raise storage_error(exc, f"cannot write SQL table {name}") from None
     return rows
+
+
+def _ledger(metadata: sa.MetaData) -> sa.Table:
+    """The table recording which release was appended to which table (one row per append)."""
+    return sa.Table(
+        LEDGER,
+        metadata,
+        sa.Column("target_table", sa.String(255), primary_key=True),
+        sa.Column("release_key", sa.String(255), primary_key=True),
+        sa.Column("row_count", sa.BigInteger, nullable=False),
+        sa.Column("run_id", sa.String(255)),
+        sa.Column("appended_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def _create_ledger(engine: sa.Engine, ledger: sa.Table) -> None:
+    """Create the ledger unless it exists (in its own transaction: two first appends may race to it)."""
+    try:
+        with engine.begin() as conn:
+            ledger.create(conn, checkfirst=True)
+    except sa.exc.SQLAlchemyError:
+        if not sa.inspect(engine).has_table(ledger.name, schema=ledger.schema):
+            raise
+
+
+def _appended(conn: sa.Connection, ledger: sa.Table, name: str, release: str) -> bool:
+    found = conn.execute(
+        sa.select(ledger.c.row_count).where(ledger.c.target_table == name, ledger.c.release_key == release)
+    )
+    return found.first() is not None
+
+
+def _appended_now(engine: sa.Engine, ledger: sa.Table, name: str, release: str) -> bool:
+    try:
+        with engine.connect() as conn:
+            return _appended(conn, ledger, name, release)
+    except sa.exc.SQLAlchemyError:
+        return False
 
 
 def fetch_table(engine: sa.Engine, name: str) -> pa.Table:
@@ -220,13 +301,13 @@ class _connect:
         try:
             self.conn = self.engine.connect()
         except sa.exc.SQLAlchemyError as exc:
-            raise SourceError(f"cannot connect to the SQL database: {_first_line(exc)}") from None
+            raise storage_error(exc, "cannot connect to the SQL database") from None
         return self.conn
 
     def __exit__(self, kind, error, tb):
         self.conn.close()
         if isinstance(error, sa.exc.SQLAlchemyError):
-            raise SourceError(f"SQL failed ({self.query[:80]}...): {_first_line(error)}") from None
+            raise storage_error(error, f"SQL failed ({self.query[:80]}...)") from None
         return False
 
 

@@ -19,6 +19,7 @@ import fsspec
 from fsspec.core import url_to_fs
 
 from synth.errors import SourceError
+from synth.io.faults import storage_error
 
 SQL_PREFIX = "sql:"
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
@@ -73,18 +74,21 @@ def list_files(source: str) -> list[DataFile]:
     """Expand a file, folder or glob (local or remote) into its data files, sorted by URI.
 
     Raises:
-        SourceError: nothing matches, the folder holds no data files, or the store is unreachable.
+        SourceError: nothing matches, the folder holds no data files, or the store refuses access.
+        TransientError: the store did not answer (connection reset, timeout, throttling): retried.
     """
     fs, path = filesystem(source)
     protocol = _protocol(fs)
     try:
         if any(ch in path for ch in "*?["):
-            found = [p for p in fs.glob(path) if fs.isfile(p)]
+            # One listing with each entry's type: fs.isfile() per path would turn a failed request
+            # into "not a file" and silently leave the file out of the extract.
+            found = [p for p, info in fs.glob(path, detail=True).items() if info.get("type") == "file"]
             if not found:
                 raise SourceError(f"no files match {source}")
-        elif not fs.exists(path):
+        elif (kind := _kind(fs, path)) is None:
             raise SourceError(f"source not found: {source}")
-        elif fs.isdir(path):
+        elif kind == "directory":
             found = [p for p in fs.find(path) if p.lower().endswith(PARQUET_SUFFIXES + CSV_SUFFIXES)]
             found = [p for p in found if not _hidden(p, path)]
             if not found:
@@ -93,8 +97,17 @@ def list_files(source: str) -> list[DataFile]:
             found = [path]
         files = [_describe(fs, protocol, p) for p in sorted(found)]
     except OSError as exc:
-        raise SourceError(f"cannot list {source}: {exc}") from None
+        raise storage_error(exc, f"cannot list {source}") from None
     return files
+
+
+def _kind(fs: fsspec.AbstractFileSystem, path: str) -> str | None:
+    """``file``, ``directory`` or None when nothing is there; any other failure is raised
+    (``fs.exists()`` answers False to a timeout, which would read as a missing extract)."""
+    try:
+        return fs.info(path)["type"]
+    except FileNotFoundError:
+        return None
 
 
 def check_source(source: str) -> None:
@@ -128,21 +141,41 @@ def format_from_names(names: list[str], first: str, declared: str = "auto") -> s
     )
 
 
-def upload_folder(local: str | Path, uri: str) -> list[str]:
+def upload_folder(local: str | Path, uri: str, replace: tuple[str, ...] = ()) -> list[str]:
     """Copy a local folder's files to ``uri`` (a remote folder); returns the remote paths written.
 
-    Hidden files (locks, temporaries) stay behind. ``manifest.json`` is copied last, so a
-    reader that waits for it finds every other file complete.
+    Hidden files (locks, temporaries) stay behind. A ``manifest.json`` an earlier upload left
+    is deleted first and the new one copied last, so a reader that waits for it never finds
+    two runs' files mixed. Under the subfolders named in ``replace`` (e.g. ``synthetic``),
+    remote files this upload does not bring are deleted before anything is copied: a release
+    withdrawn locally (a failed gate) is withdrawn remotely too, never left beside new metrics.
+
+    Raises:
+        SourceError: the store refused (no permission, no such bucket).
+        TransientError: the store did not answer (connection reset, timeout, throttling): retried.
     """
     fs, root = filesystem(uri)
+    root = root.rstrip("/")
     local = Path(local)
     files = [p for p in local.rglob("*") if p.is_file() and not p.relative_to(local).as_posix().startswith(".")]
+    keep = {p.relative_to(local).as_posix() for p in files}
     written = []
-    for path in sorted(files, key=lambda p: (p.name == "manifest.json", p.as_posix())):
-        target = f"{root.rstrip('/')}/{path.relative_to(local).as_posix()}"
-        fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-        fs.put_file(str(path), target)
-        written.append(target)
+    try:
+        try:
+            fs.rm(f"{root}/manifest.json")
+        except FileNotFoundError:
+            pass
+        for folder in replace:
+            stale = [p for p in fs.find(f"{root}/{folder}") if p.removeprefix(f"{root}/") not in keep]
+            if stale:
+                fs.rm(stale)
+        for path in sorted(files, key=lambda p: (p.name == "manifest.json", p.as_posix())):
+            target = f"{root}/{path.relative_to(local).as_posix()}"
+            fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            fs.put_file(str(path), target)
+            written.append(target)
+    except OSError as exc:
+        raise storage_error(exc, f"cannot upload {local} to {uri}") from None
     return written
 
 

@@ -29,6 +29,7 @@ from synth.errors import SourceError
 from synth.io import sql
 from synth.io.atomic import remove_stale_temporaries, write_parquet_atomic
 from synth.io.columns import ColumnNaming, name_columns
+from synth.io.faults import storage_error
 from synth.io.uri import DataFile, file_format, files_fingerprint, filesystem, is_remote, is_sql, list_files
 
 RAW_PART = "raw-{:05d}.parquet"
@@ -58,7 +59,7 @@ def plan_source(
     try:
         naming = _naming([_lazy(u) for u in uris], config, log)
     except (pl.exceptions.PolarsError, pa.ArrowInvalid, OSError) as exc:
-        raise SourceError(f"cannot read Parquet {uris[0]}: {_first_line(exc)}") from None
+        raise storage_error(exc, f"cannot read Parquet {uris[0]}") from None
     return plan_files(uris, config.preprocess.partition_rows, naming)
 
 
@@ -101,14 +102,14 @@ def read_partition(partition: Partition, columns: list[str] | None = None) -> pa
         wanted = None if columns is None else [c for c in partition.naming.original(columns) if c in available]
         return partition.naming.apply(file.read_row_groups(list(partition.row_groups), columns=wanted))
     except (pa.ArrowInvalid, OSError) as exc:
-        raise SourceError(f"cannot read Parquet {partition.uri}: {exc}") from None
+        raise storage_error(exc, f"cannot read Parquet {partition.uri}") from None
 
 
 def _metadata(uri: str) -> pq.FileMetaData:
     try:
         return _open(uri).metadata
     except (pa.ArrowInvalid, OSError) as exc:
-        raise SourceError(f"cannot read Parquet {uri}: {exc}") from None
+        raise storage_error(exc, f"cannot read Parquet {uri}") from None
 
 
 def _open(uri: str) -> pq.ParquetFile:
@@ -155,14 +156,14 @@ def _stage_csv(files: list[DataFile], config: PipelineConfig, raw_dir: Path, log
     try:
         naming = _naming([scan(f) for f in files], config, log)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise SourceError(f"cannot read CSV {files[0].uri}: {_first_line(exc)}") from None
+        raise storage_error(exc, f"cannot read CSV {files[0].uri}") from None
     staged = []
     for n, file in enumerate(files):
         target = raw_dir / f".tmp-csv-{n:05d}"
         try:
             naming.apply_lazy(scan(file)).sink_parquet(pl.PartitionBy(target, max_rows_per_file=config.preprocess.partition_rows), mkdir=True)
         except (pl.exceptions.PolarsError, OSError) as exc:
-            raise SourceError(f"cannot read CSV {file.uri}: {_first_line(exc)}") from None
+            raise storage_error(exc, f"cannot read CSV {file.uri}") from None
         for k, part in enumerate(sorted(target.glob("*.parquet"))):
             final = raw_dir / f"csv-{n:05d}-{k:05d}.parquet"
             part.rename(final)
@@ -205,7 +206,3 @@ def _clear(raw_dir: Path) -> None:
     remove_stale_temporaries(raw_dir)
     for old in raw_dir.glob("*.parquet"):
         old.unlink()
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
