@@ -211,6 +211,11 @@ class EvaluationOptions(_Strict):
     holdout_fraction: Annotated[float, Field(ge=0, le=0.5)] = Field(
         default=0.2, description="share of patients (or rows) kept from training, for privacy and utility baselines"
     )
+    holdout_rows: Annotated[int, Field(ge=100)] = Field(
+        default=200_000,
+        description="holdout rows the evaluation reads: a seeded sample of whole patients when the holdout is larger "
+        "(the training rows are the model's own sample, model.max_training_rows)",
+    )
     target: str | None = Field(default=None, description="column predicted by the TSTR/TRTR utility models")
     sensitive: list[str] = Field(default_factory=list, description="columns an attribute-inference attacker tries to learn")
     protected: list[str] = Field(default_factory=list, description="protected attributes for the fairness check")
