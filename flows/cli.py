@@ -55,10 +55,14 @@ def run(
     epochs: Annotated[Optional[int], typer.Option(min=1, help="maximum training epochs")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
     dp_epsilon: Annotated[Optional[float], typer.Option(help="DP budget ε > 0 (off if unset)")] = None,
+    keep_work: Annotated[
+        bool, typer.Option("--keep-work", help="keep the work folder of real-data intermediates after the run")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
 ) -> None:
     """Train on a real extract, generate synthetic data, evaluate it."""
-    _run_generate(source, output, config, rows=rows, epochs=epochs, seed=seed, dp_epsilon=dp_epsilon, verbose=verbose)
+    _run_generate(source, output, config, rows=rows, epochs=epochs, seed=seed, dp_epsilon=dp_epsilon, verbose=verbose,
+                  keep_work=keep_work or None)
 
 
 @app.command()
@@ -144,6 +148,42 @@ def evaluate(
             f"{metrics['exact_collisions']}; MIA AUC {metrics['mia_auc']:.3f}; report {output / 'report.html'}"
         )
     _exit_on_failed_gate(metrics, output, released=False)
+
+
+@app.command()
+def clean(
+    all_: Annotated[bool, typer.Option("--all", help="remove every work folder")] = False,
+    older_than: Annotated[
+        Optional[float], typer.Option(min=0, help="remove work folders unused for more than this many days")
+    ] = None,
+    output: Annotated[Optional[str], typer.Option(help="remove the work folders of this output folder or URI")] = None,
+    work_dir: Annotated[
+        Optional[Path], typer.Option(help="the work root (default: ~/.cache/synth-pipeline/work)")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be removed, remove nothing")] = False,
+) -> None:
+    """List or remove work folders: the real-data intermediates runs keep (failed runs, keep_work: true).
+
+    Without --all, --older-than or --output, lists them all and removes nothing.
+    """
+    from synth.runs import default_work_root
+    from synth.work import find_work_dirs, remove_work_dir, select_work_dirs
+
+    root = work_dir or default_work_root()
+    found = find_work_dirs(root)
+    selecting = all_ or older_than is not None or output is not None
+    chosen = select_work_dirs(found, everything=all_, older_than_days=older_than, output=output) if selecting else found
+    removing = selecting and not dry_run
+    verb = "removing" if removing else ("would remove" if selecting else "found")
+    console.print(f"{len(found)} work folder(s) under {root}; {verb} {len(chosen)}:")
+    for work in chosen:
+        console.print(f"  {work.path}  {work.bytes / 1e6:,.1f} MB  unused {work.age_days:.1f} days  "
+                      f"output {work.output or 'unknown'}")
+        if removing:
+            with _user_errors():
+                remove_work_dir(work.path)
+    if not selecting and found:
+        console.print("remove them with --all, --older-than DAYS or --output OUT (--dry-run to list only)")
 
 
 GATE_FAILED = 3  # distinct from 1 (a user error): the run worked, the data failed the release gate

@@ -1,4 +1,5 @@
-"""The main flow: extract -> clean and validate (Dask, GX) -> train -> sample -> evaluate -> report -> manifest."""
+"""The main flow: extract -> clean and validate (Dask, GX) -> train -> sample -> evaluate -> report -> manifest
+-> the work folder of real-data intermediates deleted."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tasks.io import upload_output, write_run_manifest, write_sql_table
 from tasks.preprocess import check_extract, fingerprint_source, open_run_folders, preprocess_extract, use_sql_secret
 from tasks.sample import sample_synthetic
 from tasks.train import train_model
+from tasks.work import finish_work
 
 
 @flow(name="generate", description="Train a synthesizer on a real extract and publish synthetic data.")
@@ -36,4 +38,5 @@ def generate(params: GenerateParameters) -> dict:
         sinks = write_sql_table(str(output / "synthetic"), sql_table, params.sql_mode, config, run.work.key)
         write_run_manifest(run, params.source, fingerprint, prepared, model_dir, metrics, sinks)
         upload_output(run)
+        finish_work(run, config.keep_work)  # only a completed run gets here: a failed one keeps it to resume
     return metrics

@@ -43,6 +43,11 @@ class GenerateParameters(BaseModel):
     work_dir: str | None = Field(
         default=None, description="folder for real-data intermediates (default: ~/.cache/synth-pipeline/work)"
     )
+    keep_work: bool | None = Field(
+        default=None,
+        description="keep the work folder (real-data intermediates) after a completed run (default: the config's "
+        "keep_work, false: deleted)",
+    )
     verbose: bool = Field(
         default=False, description="also log Dask's own INFO lines (scheduler, nanny, worker registration)"
     )
@@ -63,6 +68,7 @@ class GenerateParameters(BaseModel):
             "validation": {"suite": self.expectation_suite},
             "preprocess": {"workers": self.workers, "dask_address": self.dask_address},
             **({"seed": self.seed} if self.seed is not None else {}),
+            **({"keep_work": self.keep_work} if self.keep_work is not None else {}),
         }
 
 

@@ -26,6 +26,7 @@ A model folder is written atomically: it appears complete or not at all.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -64,6 +65,19 @@ def check_versions(folder: Path) -> None:
             f"{folder} was saved with incompatible library versions: {'; '.join(problems)}. "
             "Install the saved versions, or retrain the model."
         )
+
+
+def check_plain_files(folder: Path) -> None:
+    """Refuse a model folder holding links: every file it loads must be its own, inside it.
+
+    A link could make loading read any file the process can (``model.pt -> /elsewhere``).
+    """
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            raise ModelError(
+                f"{path} is a link (to {os.readlink(path)}); a model folder holds plain files only: copy the "
+                "files themselves into it"
+            )
 
 
 def read_json(path: Path) -> Any:

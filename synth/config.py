@@ -187,7 +187,11 @@ class PreprocessOptions(_Strict):
 class ValidationOptions(_Strict):
     """The Great Expectations gate run on the extract before training."""
 
-    suite: str | None = Field(default=None, description="GX expectation suite JSON merged over the schema's suite")
+    suite: str | None = Field(
+        default=None,
+        description="GX expectation suite JSON merged over the schema's suite; a relative path is read from the "
+        "config file's folder and may not leave it",
+    )
     partitions: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="validate this many partitions (a seeded sample); all when unset"
     )
@@ -210,6 +214,11 @@ class EvaluationOptions(_Strict):
     sample_rows: Annotated[int, Field(ge=100)] = 20_000
     holdout_fraction: Annotated[float, Field(ge=0, le=0.5)] = Field(
         default=0.2, description="share of patients (or rows) kept from training, for privacy and utility baselines"
+    )
+    holdout_rows: Annotated[int, Field(ge=100)] = Field(
+        default=200_000,
+        description="holdout rows the evaluation reads: a seeded sample of whole patients when the holdout is larger "
+        "(the training rows are the model's own sample, model.max_training_rows)",
     )
     target: str | None = Field(default=None, description="column predicted by the TSTR/TRTR utility models")
     sensitive: list[str] = Field(default_factory=list, description="columns an attribute-inference attacker tries to learn")
@@ -404,6 +413,11 @@ class PipelineConfig(_Strict):
     constraints: list[Constraint] = Field(default_factory=list)
     preprocess: PreprocessOptions = Field(default_factory=PreprocessOptions)
     validation: ValidationOptions = Field(default_factory=ValidationOptions)
+    keep_work: bool = Field(
+        default=False,
+        description="keep the run's work folder (real-data intermediates) after the run completes; by default it "
+        "is deleted then (a run that stops on an error always keeps it, so the rerun resumes)",
+    )
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -458,7 +472,30 @@ def load_config(path: str | Path | None) -> PipelineConfig:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of settings, got {type(data).__name__}")
-    return parse_config(data, origin=str(path))
+    return _rooted(parse_config(data, origin=str(path)), path)
+
+
+def _rooted(config: PipelineConfig, path: Path) -> PipelineConfig:
+    """Files a config names by a relative path lie in the config's folder, and may not leave it.
+
+    An absolute path is the author's explicit choice; a relative one is read from beside
+    the config (wherever the run starts, e.g. on a worker), and ``..`` out of that folder
+    is refused so a config cannot reach files around it unnoticed.
+
+    Raises:
+        ConfigError: naming the setting, the path and the folder.
+    """
+    suite = config.validation.suite
+    if suite is None or Path(suite).expanduser().is_absolute():
+        return config
+    folder = path.parent.resolve()
+    target = (folder / suite).resolve()
+    if folder not in target.parents:
+        raise ConfigError(
+            f"{path}: validation.suite {suite!r} leads out of the config's folder {folder}; a relative path is read "
+            "from that folder: put the suite there, or give its absolute path"
+        )
+    return config.model_copy(update={"validation": config.validation.model_copy(update={"suite": str(target)})})
 
 
 def _describe(exc: ValidationError, origin: str) -> str:

@@ -52,10 +52,15 @@ def check_columns(constraints: list[Constraint], columns: list[str]) -> None:
             raise ConfigError(f"config constraints.{i} ({describe(constraint)}): no column {missing[0]!r} in the extract")
 
 
-def violated(frame: pd.DataFrame, constraint: Constraint) -> np.ndarray:
-    """Boolean mask of the rows that break ``constraint``."""
+def violated(frame: pd.DataFrame, constraint: Constraint, units: dict[str, int] | None = None) -> np.ndarray:
+    """Boolean mask of the rows that break ``constraint``.
+
+    ``units``: the resolution of datetime columns when ``frame`` is one batch of a larger
+    table (:func:`resolution_ns` over the whole column); measured on ``frame`` otherwise.
+    """
     if isinstance(constraint, InequalityConstraint):
-        return inequality_violations(frame[constraint.low], frame[constraint.high], constraint.strict)
+        unit = (units or {}).get(constraint.high)
+        return inequality_violations(frame[constraint.low], frame[constraint.high], constraint.strict, unit)
     if isinstance(constraint, RangeConstraint):
         values = pd.to_numeric(frame[constraint.column], errors="coerce").to_numpy(dtype=np.float64)
         bad = np.zeros(len(values), dtype=bool)
@@ -78,19 +83,25 @@ def violations(frame: pd.DataFrame, constraints: list[Constraint]) -> np.ndarray
     return bad
 
 
-def count_violations(frame: pd.DataFrame, constraints: list[Constraint]) -> dict[str, int]:
-    return {describe(c): int(violated(frame, c).sum()) for c in constraints}
+def count_violations(
+    frame: pd.DataFrame, constraints: list[Constraint], units: dict[str, int] | None = None
+) -> dict[str, int]:
+    return {describe(c): int(violated(frame, c, units).sum()) for c in constraints}
 
 
-def inequality_violations(low: pd.Series, high: pd.Series, strict: bool) -> np.ndarray:
-    """Rows where ``high`` is before ``low`` (or equal, when strict); nulls never break it."""
+def inequality_violations(low: pd.Series, high: pd.Series, strict: bool, unit: int | None = None) -> np.ndarray:
+    """Rows where ``high`` is before ``low`` (or equal, when strict); nulls never break it.
+
+    ``unit``: the resolution of ``high`` in nanoseconds (default: measured on ``high``).
+    """
     present = (low.notna() & high.notna()).to_numpy()
     if pd.api.types.is_datetime64_any_dtype(high):
         # Dates compare at the later column's own resolution: an appointment *day* is not
         # before a booking made at 10:00 that same day.
         h = high.to_numpy(dtype="datetime64[ns]").view(np.int64)
-        l_ = pd.to_datetime(low).to_numpy(dtype="datetime64[ns]").view(np.int64)
-        unit = resolution_ns(high)
+        low = low if pd.api.types.is_datetime64_any_dtype(low) else pd.to_datetime(low)  # parsing is slow
+        l_ = low.to_numpy(dtype="datetime64[ns]").view(np.int64)
+        unit = unit or resolution_ns(high)
         l_ = (l_ // unit) * unit
     else:
         h = pd.to_numeric(high, errors="coerce").to_numpy(dtype=np.float64)

@@ -2,6 +2,7 @@
 
 * The **work folder** holds everything derived from real data that must not be shared:
   staged raw parts, the clean dataset, statistics, GX results, training checkpoints.
+  It is owner-only and removed when its run completes (:mod:`synth.work`).
   It lives under ``${XDG_CACHE_HOME:-~/.cache}/synth-pipeline/work/<run key>`` (or under a
   ``work_dir`` the caller names), never inside the output folder, which is shared. The
   run key is a hash of the data's fingerprint, the settings preprocessing reads and the
@@ -30,9 +31,9 @@ from pathlib import Path
 from synth.config import PipelineConfig
 from synth.errors import SynthError
 from synth.io.atomic import write_json_atomic
+from synth.work import TOKEN, make_private_dir, record_run
 
 LOCK = ".synth-run.lock"
-TOKEN = ".token"
 TRAINING_RECORD = "training-record.json"
 
 
@@ -101,12 +102,17 @@ class WorkDir:
         return Path(self.path) / name
 
 
-def open_work_dir(key: str, root: str | Path | None = None) -> WorkDir:
-    """Create (or find) the work folder of ``key`` under ``root`` (default: the user cache)."""
+def open_work_dir(key: str, root: str | Path | None = None, output: str | None = None) -> WorkDir:
+    """Create (or find) the work folder of ``key`` under ``root`` (default: the user cache).
+
+    The folder is owner-only whatever the umask (real data; see :mod:`synth.work`), and
+    notes the ``output`` it serves, for ``synth clean``.
+    """
     folder = Path(root) if root else default_work_root()
     folder = folder / key
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)  # real data: readable by its owner only
+    make_private_dir(folder)
+    if output is not None:
+        record_run(folder, output)
     token_path = folder / TOKEN
     try:
         fd = os.open(token_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)

@@ -38,8 +38,11 @@ def dumps(obj: Any) -> tuple[str, bytes]:
 
 def loads(text: str, npz: bytes, allowed_modules: Iterable[str] = ALLOWED_MODULES) -> Any:
     """Rebuild an object saved with :func:`dumps`; classes outside ``allowed_modules`` are refused."""
-    with np.load(io.BytesIO(npz), allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+    try:
+        with np.load(io.BytesIO(npz), allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except ValueError as exc:  # an object array: it would need unpickling
+        raise ModelError(f"saved arrays refused: {exc}") from None
     return _decode(json.loads(text), _Memo(arrays), tuple(allowed_modules))
 
 

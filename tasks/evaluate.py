@@ -14,12 +14,13 @@ from synth.config import PipelineConfig
 from synth.errors import ConfigError
 from synth.evaluation import evaluate
 from synth.evaluation.gate import releases
-from synth.evaluation.samples import sample_table
-from synth.evaluation.tables import conform, load_table
+from synth.evaluation.samples import sample_indices
+from synth.evaluation.tables import conform
 from synth.holdout import split_holdout
 from synth.io.atomic import replace_dir, write_json_atomic
+from synth.io.scan import TableScan, open_table, read_sample
 from synth.io.sources import read_table
-from synth.preprocess import read_split, training_sample
+from synth.preprocess import holdout_sample, training_sample
 from synth.report.html import write_report
 from synth.report.profile import write_profile
 from synth.sampling import SampleResult
@@ -43,12 +44,14 @@ def evaluate_synthetic(
     ``source`` is the clean dataset written by preprocessing (``train/`` and ``holdout/``),
     or a raw extract, split here exactly as training split it. The real rows compared are
     the ones the model was trained on (its seeded training sample), so distances and
-    membership attacks measure against true members.
+    membership attacks measure against true members, and a seeded sample of at most
+    ``evaluation.holdout_rows`` holdout rows. The synthetic parts are streamed, never read
+    whole: memory follows these sample sizes, not the synthetic rows.
     """
     schema = Schema.from_json((Path(model_dir) / "schema.json").read_text())
     if (Path(source) / "train").is_dir():
         train = training_sample(source, config.model.max_training_rows, config.seed, columns=schema.names)
-        _, holdout = read_split(source, columns=schema.names)
+        holdout = holdout_sample(source, config.evaluation.holdout_rows, config.seed, columns=schema.names)
     else:
         real = read_table(source, config, columns=schema.names)
         train, holdout = split_holdout(real, schema, config.evaluation.holdout_fraction, config.seed)
@@ -78,6 +81,12 @@ def evaluate_tables(
     says which). Without a holdout, a seeded split of the real table stands in (stated in
     ``holdout_source``) and the gate cannot pass.
 
+    The tables may be paths or fsspec URIs (``s3://``, ``abfs://``...). The synthetic table is
+    streamed (Parquet; a CSV is read whole); the real table is read whole up to
+    ``model.max_training_rows`` rows and the holdout up to ``evaluation.holdout_rows``, beyond
+    that as seeded samples of whole patients (name the entity key for such tables, or it is
+    inferred from their first rows).
+
     Raises:
         ConfigError: the entity key given differs from the model's.
     """
@@ -88,10 +97,12 @@ def evaluate_tables(
                 f"entity key {config.entity_key!r} differs from the model's ({schema.entity_key!r}, in "
                 f"{Path(model_dir) / 'schema.json'}); leave --entity-key out to use the model's"
             )
-        real = read_table(real_path, config, columns=schema.names)
+        real = read_sample(real_path, config, config.model.max_training_rows, config.seed, schema.entity_key,
+                           columns=schema.names)
         key_source = "the model's schema"
     else:
-        real = read_table(real_path, config)
+        key = config.entity_key or _key_from_first_rows(real_path, config)
+        real = read_sample(real_path, config, config.model.max_training_rows, config.seed, key)
         schema = infer_schema(real, config)
         key_source = "declared (entity_key, --entity-key)" if config.entity_key else "inferred from the real table"
     get_run_logger().info(
@@ -99,8 +110,9 @@ def evaluate_tables(
         "no entity key: every row is taken for a different person; if people have several rows, "
         "name their identifier (--entity-key) or the attacks and pMSE will be misled"
     )
-    synthetic = read_table(synthetic_path, config)
-    holdout = read_table(holdout_path, config) if holdout_path else None
+    synthetic = open_table(synthetic_path, config)
+    holdout = (read_sample(holdout_path, config, config.evaluation.holdout_rows, config.seed, schema.entity_key)
+               if holdout_path else None)
     metrics = evaluate(real, synthetic, schema, config.evaluation, seed=config.seed, holdout=holdout, gate=config.gate,
                        constraints=config.constraints)
     metrics["entity_key_source"] = key_source if schema.entity_key else None
@@ -167,6 +179,15 @@ def release_synthetic(sampled: SampleResult, release_dir: str, metrics: dict) ->
     return None
 
 
+def _key_from_first_rows(path: str, config: PipelineConfig) -> str | None:
+    """The entity key inference finds in a table's first ``model.max_training_rows`` rows, when the
+    table is larger (a row sample would split patients and hide the key); ``None`` otherwise."""
+    scan = open_table(path, config)
+    if scan.num_rows <= config.model.max_training_rows:
+        return None
+    return infer_schema(scan.take(np.arange(config.model.max_training_rows)), config).entity_key
+
+
 def _training_facts(model_dir: str) -> dict:
     training = read_json(Path(model_dir) / "training.json")
     privacy = training["privacy"]
@@ -186,8 +207,11 @@ def _training_facts(model_dir: str) -> dict:
 
 def _profile(real, synthetic, schema: Schema, config: PipelineConfig, output_dir: str) -> str:
     rng = np.random.default_rng([config.seed, 0x9F])
-    frames = [sample_table(conform(load_table(t), schema, w), PROFILE_ROWS, rng).to_pandas()
-              for t, w in ((real, "real"), (synthetic, "synthetic"))]
+    frames = []
+    for table, what in ((real, "real"), (synthetic, "synthetic")):
+        scan = table if isinstance(table, TableScan) else TableScan(table)
+        rows = sample_indices(scan.num_rows, PROFILE_ROWS, rng)
+        frames.append(conform(scan.take(rows), schema, what).to_pandas())
     return str(write_profile(frames[0], frames[1], Path(output_dir) / "profile.html"))
 
 

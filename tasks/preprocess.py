@@ -19,7 +19,8 @@ from synth.expectations import GateResult
 from synth.io.uri import is_remote, local_path
 from synth.preprocess import Prepared, preprocess
 from synth.preprocess.partitions import source_fingerprint
-from synth.runs import WorkDir, open_work_dir, run_key
+from synth.runs import WorkDir, default_work_root, open_work_dir, run_key
+from synth.work import check_outside, make_private
 from tasks.caching import DATA_CONFIG_CODE
 from tasks.user_errors import retry_unless_user_error
 
@@ -70,7 +71,9 @@ def open_run_folders(fingerprint: str, config: PipelineConfig, output: str, work
     """
     scheduled = runtime.flow_run.scheduled_start_time or datetime.now(UTC)
     output = output.replace("{month}", scheduled.strftime("%Y-%m"))
-    work = open_work_dir(run_key(fingerprint, config, output), work_root)
+    if not is_remote(output):
+        check_outside(work_root or default_work_root(), local_path(output))
+    work = open_work_dir(run_key(fingerprint, config, output), work_root, output=output)
     local = str(Path(work.path) / "output") if is_remote(output) else str(local_path(output))
     get_run_logger().info(f"work folder {work.path}; outputs to {output}")
     return RunFolders(work=work, output=local, remote=output if is_remote(output) else None)
@@ -94,6 +97,7 @@ def preprocess_extract(
     """
     logger = get_run_logger()
     prepared = preprocess(source, config, work.path, log=logger.info, verbose=verbose)
+    make_private(work.path)  # Polars, PyArrow and Dask workers created files under the process umask
     logger.info(
         f"clean dataset: {prepared.rows:,} rows ({prepared.train_rows:,} training, {prepared.holdout_rows:,} holdout) "
         f"in {prepared.partitions} partitions, {prepared.seconds:.1f}s "

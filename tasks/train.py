@@ -22,6 +22,7 @@ from synth.models import synthesizer_for
 from synth.preprocess import Prepared, training_sample
 from synth.runs import WorkDir, finished_training, record_training, training_key
 from synth.sampling import model_fingerprint
+from synth.work import make_private
 from tasks.progress import EpochProgress
 
 
@@ -51,6 +52,7 @@ def train_model(prepared: Prepared, config: PipelineConfig, model_dir: str, work
     )
     synthesizer.save(model_dir)
     record_training(work, key, model_dir, model_fingerprint(model_dir))
+    make_private(work.path)  # the checkpoints hold weights fitted to real data
     report = synthesizer.training_
     privacy = report.privacy
     spent = f"; epsilon spent {privacy.epsilon_spent:.3f} (delta {privacy.delta:.2e})" if privacy.enabled else ""

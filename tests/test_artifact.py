@@ -10,7 +10,7 @@ import pytest
 from synth.config import parse_config
 from synth.errors import ModelError
 from synth.io.sources import read_table
-from synth.models import get_synthesizer
+from synth.models import get_synthesizer, load_synthesizer
 from synth.schema import infer_schema
 
 
@@ -110,3 +110,35 @@ def _copy(folder, target):
     for path in folder.iterdir():
         (target / path.name).write_bytes(path.read_bytes())
     return target
+
+
+def test_a_model_folder_holding_a_link_is_refused(saved, tmp_path):
+    """A file of the folder that is a link would make loading read a file outside it."""
+    _, folder = saved
+    copy = _copy(folder, tmp_path / "model")
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text((copy / "transformer.json").read_text())
+    (copy / "transformer.json").unlink()
+    (copy / "transformer.json").symlink_to(outside)
+    with pytest.raises(ModelError, match="transformer.json is a link .* plain files only"):
+        load_synthesizer(copy)
+    with pytest.raises(ModelError, match="is a link"):
+        get_synthesizer("vae").load(copy)
+
+
+def test_an_object_array_planted_in_the_transformer_state_is_refused(saved, tmp_path):
+    """Object arrays in an .npz are pickles: the transformer's state refuses them."""
+    import io
+
+    import numpy as np
+
+    _, folder = saved
+    copy = _copy(folder, tmp_path / "model")
+    with np.load(copy / "transformer.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays[next(iter(arrays))] = np.array([_Exploit()], dtype=object)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    (copy / "transformer.npz").write_bytes(buffer.getvalue())
+    with pytest.raises(ModelError, match="Object arrays cannot be loaded"):
+        get_synthesizer("vae").load(copy)

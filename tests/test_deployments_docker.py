@@ -94,3 +94,54 @@ def test_compose_config_validates(tmp_path):
             compose.unlink()
     assert result.returncode == 0, result.stderr
     assert "synth-worker:cuda" in result.stdout and "/b/{month}" in result.stdout
+
+
+def _context(root, dockerfile: str = "docker/Dockerfile.cpu") -> set[str]:
+    """The files ``docker build`` would send from ``root`` under the repository's .dockerignore
+    (docker-py's implementation of Docker's matching rules)."""
+    from docker.utils.build import exclude_paths
+
+    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    return {p for p in exclude_paths(str(root), patterns, dockerfile=dockerfile) if (root / p).is_file()}
+
+
+#: What a working copy accumulates that must never reach the Docker daemon.
+LOCAL_ONLY = [".venv/lib/python3.11/site-packages/torch/__init__.py", "benchmarks/data/diabetic_data.csv",
+              "benchmarks/results/sample.json", "out/demo/synthetic/part-00000.parquet", ".prefect/prefect.db",
+              "tests/data/diabetes_130_10k.csv", "tests/__pycache__/conftest.cpython-311.pyc",
+              "synth/__pycache__/config.cpython-311.pyc", "docker/.env", ".git/HEAD", "data/mimic3_demo/PATIENTS.csv",
+              ".pytest_cache/v/cache/nodeids", "synth_pipeline.egg-info/PKG-INFO"]
+
+
+def test_build_context_holds_only_what_the_images_copy(tmp_path):
+    for name in [*LOCAL_ONLY, "pyproject.toml", "README.md", "synth/config.py", "tasks/io.py", "flows/cli.py",
+                 "deployments/prefect.yaml", "docker/Dockerfile.cpu", ".dockerignore"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    sent = _context(tmp_path)
+    assert sent == {"pyproject.toml", "README.md", "synth/config.py", "tasks/io.py", "flows/cli.py",
+                    "deployments/prefect.yaml", "docker/Dockerfile.cpu", ".dockerignore"}
+
+
+@pytest.mark.parametrize("dockerfile", sorted(IMAGES))
+def test_every_copied_file_is_in_the_build_context(dockerfile):
+    sent = _context(REPO, f"docker/{dockerfile}")
+    for source in re.findall(r"^COPY (\S+(?: \S+)*) \S+$", (DOCKER / dockerfile).read_text(), re.M):
+        for path in source.split():
+            tracked = [p.relative_to(REPO).as_posix() for p in ([REPO / path] if (REPO / path).is_file()
+                       else (REPO / path).rglob("*.py"))]
+            assert tracked and set(tracked) <= sent, path
+    assert not {p for p in sent if p.split("/")[0] in {".venv", "benchmarks", "out", ".prefect", "tests"}}
+
+
+def test_workers_share_prefect_home_results_and_work_folders():
+    """A run retried on the other worker finds the persisted task results and the work folder it resumes from."""
+    services = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+    for dockerfile in IMAGES:
+        text = (DOCKER / dockerfile).read_text()
+        env = dict(re.findall(r"^\s+(PREFECT_HOME|PREFECT_RESULTS_LOCAL_STORAGE_PATH|XDG_CACHE_HOME)=(\S+)", text, re.M))
+        assert env["PREFECT_RESULTS_LOCAL_STORAGE_PATH"].startswith(env["PREFECT_HOME"] + "/")
+        assert f"chown synth {env['XDG_CACHE_HOME']} {env['PREFECT_HOME']}" in text  # the worker's user writes there
+    mounts = [set(services[name]["volumes"]) for name in ("worker", "worker-gpu")]
+    assert mounts[0] == mounts[1] >= {"work:/var/cache/synth", "prefect:/var/lib/prefect", "data:/data"}

@@ -88,6 +88,8 @@ def test_failed_sampling_then_a_rerun_repeats_only_the_failed_work(extract, tmp_
     written_before = chunk0.stat().st_mtime_ns
     model_before = {p.name: p.stat().st_mtime_ns for p in (out / "model").iterdir()}
     assert not (out / LOCK).exists()  # released on failure
+    work = Path(params.work_dir)
+    assert list(work.glob("*/clean/train/part-*.parquet"))  # a failed run keeps its intermediates to resume
 
     monkeypatch.setattr(Synthesizer, "sample", real_sample)
     second = generate(params, return_state=True)
@@ -113,8 +115,7 @@ def test_failed_sampling_then_a_rerun_repeats_only_the_failed_work(extract, tmp_
     assert [c["name"] for c in manifest["schema"]["columns"]][:2] == ["encounter_id", "patient_nbr"]
     for entry in manifest["files"]:
         assert hashlib.sha256((out / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
-    work = Path(params.work_dir)
-    assert list(work.glob("*/clean/train/part-*.parquet"))  # the real-data intermediates live here
+    assert not list(work.iterdir())  # a completed run deletes its real-data intermediates
 
 
 def test_gate_stops_a_bad_extract_before_training(extract, tmp_path):

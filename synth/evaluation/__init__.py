@@ -3,7 +3,13 @@
 One module per check; :func:`evaluate` runs them and returns the flat metrics dict that
 becomes ``metrics.json`` (plus a ``figures`` entry of plot aggregates for the report,
 kept out of ``metrics.json``). Sampling-based checks state their sample sizes, and
-``timings`` holds each check's seconds. Each check gets its own random stream, spawned
+``timings`` holds each check's seconds.
+
+Memory is bounded by the sample sizes, not by the synthetic table: the synthetic rows are
+read once, batch by batch (:class:`synth.io.scan.TableScan`), counting exact copies,
+identifier values and patient summaries over every row and gathering the seeded pool the
+sampling checks draw from. The real and holdout tables are held whole: callers pass
+bounded samples (the pipeline's training sample and holdout sample). Each check gets its own random stream, spawned
 from the one seed, so adding a check never changes another's numbers.
 """
 
@@ -14,32 +20,32 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from synth.config import EvaluationOptions, GateOptions
 from synth.evaluation.attribute import attribute_inference
-from synth.evaluation.collisions import copies_against_holdout, exact_collisions, holdout_overlap
+from synth.evaluation.collisions import CopyCounter, copies_against_holdout, exact_collisions, holdout_overlap
 from synth.evaluation.correlation import correlation_scores
 from synth.evaluation.diagnostic import diagnostic_scores
 from synth.evaluation.distance import distance_scores
 from synth.evaluation.distributions import distribution_scores
 from synth.evaluation.encoding import encode
-from synth.evaluation.entities import entity_metrics
+from synth.evaluation.entities import SyntheticEntities
 from synth.evaluation.fairness import fairness_scores
 from synth.evaluation.gate import gate_verdict
-from synth.evaluation.identifiers import direct_identifier_scores
+from synth.evaluation.identifiers import IdentifierCheck
 from synth.evaluation.membership import membership_inference
 from synth.evaluation.pca import pca_scores
 from synth.evaluation.propensity import propensity_scores
 from synth.evaluation.quality import quality_scores
-from synth.evaluation.samples import sample_indices, sample_table
-from synth.evaluation.tables import check_options, conform, load_table
+from synth.evaluation.samples import sample_indices
+from synth.evaluation.tables import check_options, conform
 from synth.evaluation.utility import utility_scores
 from synth.evaluation.voas_williamson import voas_williamson
 from synth.errors import SourceError
 from synth.holdout import split_holdout
+from synth.io.scan import TableScan
 from synth.pii.rules import generalised_table
 from synth.schema import Schema
 
@@ -53,7 +59,7 @@ _STREAMS = ("pool", "quality", "propensity", "pca", "distance", "membership", "a
 
 def evaluate(
     real: pa.Table,
-    synthetic: str | Path | pa.Table,
+    synthetic: str | Path | pa.Table | TableScan,
     schema: Schema,
     options: EvaluationOptions | None = None,
     seed: int = 0,
@@ -65,7 +71,8 @@ def evaluate(
 
     Args:
         real: the real rows the generator was trained on.
-        synthetic: a Parquet dataset folder or a table with the schema's columns.
+        synthetic: a Parquet dataset (folder, file or glob; a path or an fsspec URI), a
+            :class:`TableScan`, or a table, with the schema's columns. Never read whole.
         schema: column kinds (identifiers are left out of every comparison).
         options: sample sizes, target, sensitive and protected columns.
         seed: seeds every sample and model.
@@ -86,13 +93,13 @@ def evaluate(
     options = options or EvaluationOptions()
     gate = gate or GateOptions()
     check_options(options, schema)
-    synthetic_table = load_table(synthetic)
+    scan = synthetic if isinstance(synthetic, TableScan) else TableScan(synthetic)
+    columns = conform(scan.schema.empty_table(), schema, "synthetic").column_names  # a missing column fails here
     with_holdout = [real] if holdout is None else [real, holdout]
-    identifiers = direct_identifier_scores(with_holdout, synthetic_table, schema)  # before columns are dropped
+    identifiers = IdentifierCheck(with_holdout, schema, scan.column_names)  # on the columns as read
     # Real rows read from an extract hold generalised identifiers at full precision; the
     # synthetic data are compared with them generalised, as the model saw them.
     real = conform(generalised_table(real, schema.direct_identifiers), schema, "real")
-    synthetic_table = conform(synthetic_table, schema, "synthetic")
     holdout_source = "given: real rows the generator never saw"
     given = holdout is not None and holdout.num_rows > 0
     whole_real = real  # copies count against every real row, the split-off ones too
@@ -122,10 +129,17 @@ def evaluate(
         yield
         timings[name] = round(time.perf_counter() - start, 3)
 
-    with timed("prepare"):
+    with timed("synthetic_pass"):
         pool_rows = max(options.sample_rows, options.distance_rows, options.propensity_rows,
                         options.attack_reference_rows, options.utility_rows)
-        pool = sample_table(synthetic_table, pool_rows, rngs["pool"])  # every check samples from this pool
+        # Every sampling check draws from this pool of synthetic rows.
+        pool_positions = sample_indices(scan.num_rows, pool_rows, rngs["pool"])
+        references = {"training": real, "holdout": holdout} | ({} if whole_real is real else {"real": whole_real})
+        copies = CopyCounter(references, schema)
+        entities = SyntheticEntities(real.to_pandas(), schema, constraints or [])
+        entities.measure_units(scan)
+        pool = _stream(scan, schema, pool_positions, identifiers, copies, entities)
+    with timed("prepare"):
         layout, (train, held, synthetic_pool) = encode(schema, real, holdout, pool)
         real_rows = sample_indices(real.num_rows, options.sample_rows, rngs["quality"])
         synthetic_rows = sample_indices(pool.num_rows, options.sample_rows, rngs["quality"])
@@ -138,8 +152,8 @@ def evaluate(
         sample_patients = train_patients[real_rows] if train_patients is not None else None
 
     metrics: dict = {
-        "rows": synthetic_table.num_rows,
-        "columns": synthetic_table.num_columns,
+        "rows": scan.num_rows,
+        "columns": len(columns),
         "real_rows": real.num_rows,
         "holdout_rows": holdout.num_rows,
         "holdout_source": holdout_source,
@@ -147,7 +161,7 @@ def evaluate(
         "entity_key": schema.entity_key,
         "evaluation_sample_rows": {"real": len(real_rows), "synthetic": len(synthetic_rows)},
         "suppress_below": options.suppress_below,
-    } | identifiers
+    } | identifiers.result()
     figures: dict = {}
     with timed("quality"):
         metrics |= quality_scores(real_frame, synthetic_frame, schema)
@@ -175,9 +189,9 @@ def evaluate(
     with timed("voas_williamson"):
         metrics |= voas_williamson(layout, real_sample, synthetic_sample)
     with timed("collisions"):
-        synthetic_rows_lazy = pl.from_arrow(synthetic_table).lazy()
-        metrics |= exact_collisions(whole_real, synthetic_rows_lazy, schema)
-        metrics |= copies_against_holdout(real, holdout, synthetic_rows_lazy, schema)
+        copied = copies.counts["real" if "real" in copies.counts else "training"]
+        metrics |= {"exact_collisions": copied, "exact_collision_rate": copied / copies.rows if copies.rows else 0.0}
+        metrics |= copies_against_holdout(real, holdout, copies, schema)
         baseline = exact_collisions(real, holdout, schema)
         metrics |= {"holdout_exact_collisions": baseline["exact_collisions"],
                     "holdout_exact_collision_rate": baseline["exact_collision_rate"]}
@@ -205,11 +219,27 @@ def evaluate(
         metrics |= fairness_scores(layout, options.protected, predictions, train, synthetic_pool,
                                    options.suppress_below, train_patients)
     with timed("entities"):
-        metrics |= entity_metrics(real.to_pandas(), synthetic_table.to_pandas(), schema, constraints or [])
+        metrics |= entities.result()
     metrics["timings"] = timings
     metrics["gate"] = gate_verdict(metrics, gate)
     metrics["figures"] = figures
     return metrics
+
+
+def _stream(scan: TableScan, schema: Schema, pool_positions: np.ndarray, identifiers: IdentifierCheck,
+            copies: CopyCounter, entities: SyntheticEntities) -> pa.Table:
+    """Read the synthetic rows once: feed every batch to the streamed checks, gather the pool's rows."""
+    picked, offset = [], 0
+    for raw in scan.batches():
+        identifiers.add(raw)
+        batch = conform(raw, schema, "synthetic")
+        lo, hi = np.searchsorted(pool_positions, [offset, offset + batch.num_rows])
+        picked.append(batch.take(pa.array(pool_positions[lo:hi] - offset)))
+        copies.add(batch)
+        entities.add(batch)
+        offset += batch.num_rows
+    empty = conform(scan.schema.empty_table(), schema, "synthetic")
+    return pa.concat_tables([empty, *picked]).combine_chunks()
 
 
 def _at(codes: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:

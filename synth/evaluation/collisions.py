@@ -7,7 +7,8 @@ design and left out). Normalisation before comparing: floats rounded to
 as exact strings, and a null equal only to a null. Computed with Polars' semi-join on
 the normalised rows: a hash join that then compares the values themselves, so it is
 hashing with exact verification of every candidate match (no false matches from hash
-collisions), over every row of both tables.
+collisions), over every row of both tables. The synthetic table is streamed through the
+join batch by batch (:class:`CopyCounter`), so memory holds the real rows and one batch.
 
 Real people share every value more often than one might think in coarse tables (sex, age
 band, a few codes), so the release gate does not compare copies with zero. It compares the
@@ -38,16 +39,44 @@ FLOAT_DECIMALS = 9
 
 def exact_collisions(real: pa.Table, synthetic: pa.Table | pl.LazyFrame, schema: Schema) -> dict:
     """Count of synthetic rows that copy a real row, and their share of the synthetic rows."""
-    columns = [c.name for c in schema.columns if c.kind is not ColumnKind.IDENTIFIER]
-    real_rows = _normalise(pl.from_arrow(real.select(columns)).lazy(), columns).unique()
-    synthetic_lazy = synthetic if isinstance(synthetic, pl.LazyFrame) else pl.from_arrow(synthetic).lazy()
-    synthetic_rows = _normalise(synthetic_lazy.select(columns), columns)
-    copies = synthetic_rows.join(real_rows, on=columns, how="semi", nulls_equal=True).select(pl.len()).collect().item()
-    total = synthetic_rows.select(pl.len()).collect().item()
+    counter = CopyCounter({"real": real}, schema)
+    counter.add(synthetic)
+    copies, total = counter.counts["real"], counter.rows
     return {"exact_collisions": int(copies), "exact_collision_rate": copies / total if total else 0.0}
 
 
-def copies_against_holdout(training: pa.Table, holdout: pa.Table, synthetic: pl.LazyFrame, schema: Schema) -> dict:
+class CopyCounter:
+    """Synthetic rows equal to some row of each real table, counted exactly over a stream of batches.
+
+    The real tables' distinct normalised rows are held (they are bounded samples); each
+    synthetic batch is semi-joined against them and only the counts are kept, so the
+    synthetic table is never held whole and every synthetic row is still compared.
+
+    Args:
+        references: real tables by name (``training``, ``holdout``...).
+        schema: the columns compared are its non-identifier columns.
+    """
+
+    def __init__(self, references: dict[str, pa.Table], schema: Schema):
+        self.columns = [c.name for c in schema.columns if c.kind is not ColumnKind.IDENTIFIER]
+        self._unique = {
+            name: _normalise(pl.from_arrow(table.select(self.columns)).lazy(), self.columns).unique().collect()
+            for name, table in references.items()
+        }
+        self.counts = dict.fromkeys(references, 0)
+        self.rows = 0
+
+    def add(self, synthetic: pa.Table | pl.LazyFrame) -> None:
+        """Count one batch of synthetic rows (conformed to the schema)."""
+        lazy = synthetic if isinstance(synthetic, pl.LazyFrame) else pl.from_arrow(synthetic.select(self.columns)).lazy()
+        rows = _normalise(lazy.select(self.columns), self.columns).collect()
+        for name, unique in self._unique.items():
+            self.counts[name] += rows.join(unique, on=self.columns, how="semi", nulls_equal=True).height
+        self.rows += rows.height
+
+
+def copies_against_holdout(training: pa.Table, holdout: pa.Table, synthetic: pa.Table | pl.LazyFrame | CopyCounter,
+                           schema: Schema) -> dict:
     """Synthetic rows equal to a training row, and to a holdout row, with the scale between them.
 
     Why the scale bounds what a generator that never saw the training rows would copy: let
@@ -63,17 +92,23 @@ def copies_against_holdout(training: pa.Table, holdout: pa.Table, synthetic: pl.
     matching holdout rows far more often than that copy real records the generator should
     never have seen (a holdout that was trained on, or a "synthetic" table of real rows).
 
+    Args:
+        synthetic: the synthetic rows, or a :class:`CopyCounter` of ``training`` and
+            ``holdout`` that has counted them batch by batch.
+
     Returns:
         ``training_collisions`` (synthetic rows equal to a training row),
         ``synthetic_holdout_collisions`` (synthetic rows equal to a holdout row),
         ``training_holdout_rate`` (training rows equal to a holdout row, their share) and
         ``copy_scale`` (``max(n_t / n_h, 1)``).
     """
-    copied = exact_collisions(training, synthetic, schema)["exact_collisions"]
-    unseen = exact_collisions(holdout, synthetic, schema)["exact_collisions"]
-    natural = exact_collisions(holdout, pl.from_arrow(training).lazy(), schema)["exact_collision_rate"]
+    counter = synthetic
+    if not isinstance(counter, CopyCounter):
+        counter = CopyCounter({"training": training, "holdout": holdout}, schema)
+        counter.add(synthetic)
+    natural = exact_collisions(holdout, training, schema)["exact_collision_rate"]
     scale = max(training.num_rows / holdout.num_rows, 1.0) if holdout.num_rows else float("nan")
-    return {"training_collisions": copied, "synthetic_holdout_collisions": unseen,
+    return {"training_collisions": counter.counts["training"], "synthetic_holdout_collisions": counter.counts["holdout"],
             "training_holdout_rate": natural, "copy_scale": scale}
 
 

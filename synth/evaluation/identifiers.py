@@ -19,6 +19,7 @@ and the check fails. The metrics name columns and count values; they never quote
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -39,35 +40,78 @@ def direct_identifier_scores(real: list[pa.Table], synthetic: pa.Table, schema: 
             so a column the schema dropped is still seen).
         schema: the direct identifiers and their handling.
     """
-    columns = []
-    for rule in schema.direct_identifiers:
-        entry = {k: v for k, v in rule.to_dict().items() if k != "note"}
-        entry["in_synthetic"] = rule.column in synthetic.column_names
-        if not entry["in_synthetic"]:
-            columns.append(entry | {"real_values_in_synthetic": 0})
-            continue
-        reals = [t[rule.column] for t in real if rule.column in t.column_names]
-        fake = synthetic[rule.column]
-        if rule.handling == PiiHandling.GENERALISE.value:
-            entry["not_generalised"] = not_generalised(fake, rule.category, rule.level)
-            # A real value already on the grid (born on the 1st) is its own generalisation, not a copy.
-            reals = [pc.filter(r, pc.fill_null(pc.not_equal(generalise(r, rule.category, rule.level), r), False))
-                     for r in reals]
-        entry["real_values_in_synthetic"] = shared_values(reals, fake, rule.category) if reals else None
-        columns.append(entry)
-    counts = [(c["real_values_in_synthetic"], c.get("not_generalised", 0)) for c in columns]
-    total = None if any(copies is None for copies, _ in counts) else sum(a + b for a, b in counts)
-    return {"direct_identifiers": columns, "direct_identifier_copies": total}
+    check = IdentifierCheck(real, schema, synthetic.column_names)
+    check.add(synthetic)
+    return check.result()
+
+
+class IdentifierCheck:
+    """:func:`direct_identifier_scores` over a synthetic table streamed batch by batch.
+
+    Memory holds each column's distinct real values (normalised) and one flag per value, never
+    the synthetic column: each batch marks the real values it holds.
+
+    Args:
+        real: the real tables at hand, as read.
+        schema: the direct identifiers and their handling.
+        synthetic_columns: the synthetic table's columns, as read.
+    """
+
+    def __init__(self, real: list[pa.Table], schema: Schema, synthetic_columns: list[str]):
+        self.entries: list[dict] = []
+        self._keys: dict[str, pa.Array] = {}  # column -> distinct real keys, nulls dropped
+        self._hits: dict[str, np.ndarray] = {}
+        self._rules = {}
+        for rule in schema.direct_identifiers:
+            entry = {k: v for k, v in rule.to_dict().items() if k != "note"}
+            entry["in_synthetic"] = rule.column in synthetic_columns
+            self.entries.append(entry)
+            if not entry["in_synthetic"]:
+                entry["real_values_in_synthetic"] = 0
+                continue
+            reals = [t[rule.column] for t in real if rule.column in t.column_names]
+            if rule.handling == PiiHandling.GENERALISE.value:
+                entry["not_generalised"] = 0
+                # A real value already on the grid (born on the 1st) is its own generalisation, not a copy.
+                reals = [pc.filter(r, pc.fill_null(pc.not_equal(generalise(r, rule.category, rule.level), r), False))
+                         for r in reals]
+            if not reals:
+                entry["real_values_in_synthetic"] = None
+                continue
+            keys = pc.drop_null(pc.unique(pa.chunked_array([_key(r, rule.category) for r in reals]).combine_chunks()))
+            self._keys[rule.column], self._hits[rule.column] = keys, np.zeros(len(keys), dtype=bool)
+            self._rules[rule.column] = rule
+
+    def add(self, synthetic: pa.Table) -> None:
+        """Count one batch of synthetic rows (as read)."""
+        for column, rule in self._rules.items():
+            fake = synthetic[column]
+            entry = next(e for e in self.entries if e["column"] == column)
+            if rule.handling == PiiHandling.GENERALISE.value:
+                entry["not_generalised"] += not_generalised(fake, rule.category, rule.level)
+            self._hits[column] |= _present(self._keys[column], pc.unique(_key(fake, rule.category)))
+
+    def result(self) -> dict:
+        for entry in self.entries:
+            if entry["column"] in self._hits:
+                entry["real_values_in_synthetic"] = int(self._hits[entry["column"]].sum())
+        counts = [(c["real_values_in_synthetic"], c.get("not_generalised", 0)) for c in self.entries]
+        total = None if any(copies is None for copies, _ in counts) else sum(a + b for a, b in counts)
+        return {"direct_identifiers": self.entries, "direct_identifier_copies": total}
 
 
 def shared_values(real: list[pa.ChunkedArray | pa.Array], synthetic: pa.ChunkedArray | pa.Array, category: str) -> int:
     """How many distinct real values (normalised) some synthetic value equals."""
-    real_keys = pc.unique(pa.chunked_array([_key(r, category) for r in real]).combine_chunks())
-    synthetic_keys = pc.unique(_key(synthetic, category))
+    real_keys = pc.drop_null(pc.unique(pa.chunked_array([_key(r, category) for r in real]).combine_chunks()))
+    return int(_present(real_keys, pc.unique(_key(synthetic, category))).sum())
+
+
+def _present(real_keys: pa.Array, synthetic_keys: pa.Array) -> np.ndarray:
+    """For each real key, whether some synthetic key equals it."""
     if real_keys.type != synthetic_keys.type:  # e.g. dates read as text from a CSV made elsewhere
         real_keys, synthetic_keys = pc.cast(real_keys, pa.string()), pc.cast(synthetic_keys, pa.string())
-    hits = pc.is_in(pc.drop_null(real_keys), value_set=pc.drop_null(synthetic_keys))
-    return int(pc.sum(pc.cast(hits, pa.int64())).as_py() or 0)
+    hits = pc.is_in(real_keys, value_set=pc.drop_null(synthetic_keys))
+    return hits.to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _key(values: pa.ChunkedArray | pa.Array, category: str) -> pa.Array:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 
 #: At most this many rows of one sampled patient: a patient with a thousand events must not
 #: outweigh the others in a row-level score, nor one patient fill an attack's budget.
@@ -15,13 +14,6 @@ def sample_indices(rows: int, size: int, rng: np.random.Generator) -> np.ndarray
     if rows <= size:
         return np.arange(rows)
     return np.sort(rng.choice(rows, size=size, replace=False))
-
-
-def sample_table(table: pa.Table, size: int, rng: np.random.Generator) -> pa.Table:
-    """At most ``size`` rows of ``table``, drawn without replacement (all of it if smaller)."""
-    if table.num_rows <= size:
-        return table
-    return table.take(sample_indices(table.num_rows, size, rng))
 
 
 def seed_for(rng: np.random.Generator) -> int:

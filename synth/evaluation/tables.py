@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from synth.config import EvaluationOptions
 from synth.errors import ConfigError, SchemaError
@@ -32,13 +29,6 @@ def check_options(options: EvaluationOptions, schema: Schema) -> None:
                     f"evaluation.{setting}: {name!r} is an identifier column, which is never compared; "
                     f"choose one of: {listing}"
                 )
-
-
-def load_table(data: str | Path | pa.Table) -> pa.Table:
-    """A table, or the Parquet dataset folder/file at a path."""
-    if isinstance(data, pa.Table):
-        return data
-    return ds.dataset(str(data), format="parquet").to_table()
 
 
 def conform(table: pa.Table, schema: Schema, what: str) -> pa.Table:

@@ -1,5 +1,7 @@
 """Read an extract into one Arrow table: CSV files, Parquet files, folders or globs of Parquet.
 
+A source may be a local path or an fsspec URI (``s3://``, ``abfs://``...: :mod:`synth.io.uri`).
+
 Polars reads CSV (whole-file type inference, so a code column that turns to text after
 row 10,000 is still read as text); PyArrow datasets read Parquet with column pruning.
 Columns the config declares as identifiers are read as text: ids are labels, not
@@ -22,7 +24,7 @@ from synth.config import ColumnKind, PipelineConfig
 from synth.errors import SourceError
 from synth.io.columns import ColumnNaming, name_columns
 from synth.io.faults import storage_error
-from synth.io.uri import PARQUET_SUFFIXES, format_from_names
+from synth.io.uri import PARQUET_SUFFIXES, filesystem, format_from_names, is_remote, list_files
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 _DATE_PROBE_ROWS = 1_000
@@ -37,7 +39,7 @@ def read_table(
     """Read the extract at ``source``.
 
     Args:
-        source: a CSV or Parquet file, a folder of Parquet files, or a glob.
+        source: a CSV or Parquet file, a folder of Parquet files, or a glob; a path or an fsspec URI.
         config: read options and column declarations.
         columns: read only these columns (Parquet prunes them on disk).
         log: told how unnamed columns were named and which row index was dropped.
@@ -47,12 +49,19 @@ def read_table(
         TransientError: the storage failed in a way that may pass (e.g. a network file system timed out).
     """
     config = config or PipelineConfig()
-    paths = resolve_paths(source)
-    fmt = format_from_names([p.name for p in paths], str(paths[0]), config.source.format)
-    if fmt == "csv":
-        table, naming = _read_csv(paths, config)
+    fs = None
+    if is_remote(source):
+        files = list_files(str(source))
+        fs = filesystem(str(source))[0]
+        paths, names = [filesystem(f.uri)[1] for f in files], [f.name for f in files]
     else:
-        table, naming = _read_parquet(paths, columns, keep_row_index=config.source.row_index == "keep")
+        paths = [str(p) for p in resolve_paths(source)]
+        names = [Path(p).name for p in paths]
+    fmt = format_from_names(names, paths[0], config.source.format)
+    if fmt == "csv":
+        table, naming = _read_csv(paths, config, fs)
+    else:
+        table, naming = _read_parquet(paths, columns, keep_row_index=config.source.row_index == "keep", fs=fs)
     for note in naming.notes if log else ():
         log(f"{source}: {note}")
     if columns is not None and fmt == "csv":
@@ -86,21 +95,25 @@ def resolve_paths(source: str | Path) -> list[Path]:
     return [path]
 
 
-def _read_parquet(paths: list[Path], columns: list[str] | None, keep_row_index: bool) -> tuple[pa.Table, ColumnNaming]:
+def _read_parquet(
+    paths: list[str], columns: list[str] | None, keep_row_index: bool, fs=None
+) -> tuple[pa.Table, ColumnNaming]:
     try:
-        dataset = ds.dataset([str(p) for p in paths], format="parquet")
-        naming = name_columns(dataset.schema.names, [pl.scan_parquet(p) for p in paths], keep_row_index)
+        dataset = ds.dataset(paths, format="parquet", filesystem=fs)
+        scans = [pl.scan_parquet(p) if fs is None else pl.scan_pyarrow_dataset(ds.dataset(p, format="parquet", filesystem=fs))
+                 for p in paths]
+        naming = name_columns(dataset.schema.names, scans, keep_row_index)
         wanted = None if columns is None else naming.original(columns)
         if wanted is not None:
             missing = [c for c, w in zip(columns, wanted) if w not in dataset.schema.names]
             if missing:
-                raise SourceError(f"{paths[0].parent}: columns {missing} are not in the extract")
+                raise SourceError(f"{paths[0].rsplit('/', 1)[0]}: columns {missing} are not in the extract")
         return naming.apply(dataset.to_table(columns=wanted)), naming
     except (pa.ArrowInvalid, OSError, pl.exceptions.PolarsError) as exc:
         raise storage_error(exc, f"cannot read Parquet {paths[0]}") from None
 
 
-def _read_csv(paths: list[Path], config: PipelineConfig) -> tuple[pa.Table, ColumnNaming]:
+def _read_csv(paths: list[str], config: PipelineConfig, fs=None) -> tuple[pa.Table, ColumnNaming]:
     text_columns = {
         name: pl.String for name, col in config.columns.items() if col.kind is ColumnKind.IDENTIFIER
     }
@@ -108,7 +121,7 @@ def _read_csv(paths: list[Path], config: PipelineConfig) -> tuple[pa.Table, Colu
     for path in paths:
         try:
             frame = pl.read_csv(
-                path,
+                path if fs is None else fs.cat_file(path),
                 separator=config.source.separator,
                 null_values=config.source.na_values or None,
                 infer_schema_length=None,
@@ -125,7 +138,8 @@ def _read_csv(paths: list[Path], config: PipelineConfig) -> tuple[pa.Table, Colu
     try:
         frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
     except pl.exceptions.PolarsError as exc:
-        raise SourceError(f"the CSV files under {paths[0].parent} do not share one layout: {_first_line(exc)}") from None
+        raise SourceError(f"the CSV files under {paths[0].rsplit('/', 1)[0]} do not share one layout: "
+                          f"{_first_line(exc)}") from None
     return frame.to_arrow().combine_chunks(), naming
 
 

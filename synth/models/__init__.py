@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synth.artifact import read_json
+from synth.artifact import check_plain_files, read_json
 from synth.config import PipelineConfig
 from synth.errors import ConfigError, ModelError
 from synth.models.base import MODEL_JSON, Synthesizer
@@ -37,6 +37,7 @@ def load_synthesizer(folder: str | Path) -> Synthesizer:
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(f"model folder not found: {folder}")
+    check_plain_files(folder)
     name = read_json(folder / MODEL_JSON).get("name", "")
     if name not in REGISTRY:
         raise ModelError(f"{folder} holds an unknown model {name!r}")

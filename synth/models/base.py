@@ -23,7 +23,7 @@ import torch
 from pydantic import ValidationError
 
 from synth import identifiers
-from synth.artifact import VERSIONS_JSON, check_versions, library_versions, read_json
+from synth.artifact import VERSIONS_JSON, check_plain_files, check_versions, library_versions, read_json
 from synth.config import AgeConstraint, ColumnKind, PipelineConfig
 from synth.constraints import check_columns
 from synth.entity import derive_age
@@ -169,6 +169,7 @@ class Synthesizer(ABC):
         folder = Path(folder)
         if not folder.is_dir():
             raise ModelError(f"model folder not found: {folder}")
+        check_plain_files(folder)
         check_versions(folder)
         described = read_json(folder / MODEL_JSON)
         if described.get("name") != cls.name:

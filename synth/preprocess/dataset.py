@@ -1,9 +1,10 @@
-"""Reading the clean dataset: the holdout split, and a bounded training sample.
+"""Reading the clean dataset: bounded samples of the training and holdout splits.
 
 The clean dataset is ``train/part-K.parquet`` and ``holdout/part-K.parquet`` for every
 partition *k*. Training reads at most ``max_rows`` rows: a seeded uniform sample of the training
 split (of whole patients, when there is a patient key), gathered one part at a time so
-memory holds the sample and one part.
+memory holds the sample and one part. The evaluation reads the same training sample and a
+sample of the holdout drawn the same way (:func:`holdout_sample`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from synth.holdout import unit_hash
+from synth.io.scan import keep_lowest
 
 _TRAINING_STREAM = 0x7EA1
+_HOLDOUT_STREAM = 0x401E
 PLAN = "_plan.json"  # the clean dataset's plan: its version and patient key
 
 
@@ -37,30 +40,36 @@ def training_sample(clean_dir: str | Path, max_rows: int, seed: int, columns: li
     make ``max_rows`` overall: a uniform sample of rows (or of patients) without holding
     the whole split in memory.
     """
-    parts = _parts(clean_dir, "train")
+    return _split_sample(clean_dir, "train", max_rows, [seed, _TRAINING_STREAM], columns)
+
+
+def holdout_sample(clean_dir: str | Path, max_rows: int, seed: int, columns: list[str] | None = None) -> pa.Table:
+    """At most ``max_rows`` holdout rows: all of them, or a seeded sample of whole patients (as
+    :func:`training_sample`, on its own random stream)."""
+    return _split_sample(clean_dir, "holdout", max_rows, [seed, _HOLDOUT_STREAM], columns)
+
+
+def _split_sample(clean_dir: str | Path, split: str, max_rows: int, stream: list[int],
+                  columns: list[str] | None) -> pa.Table:
+    parts = _parts(clean_dir, split)
     total = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
     if total <= max_rows:
-        return _read(clean_dir, "train", columns)
-    threshold = min(1.0, max_rows / total * 1.05 + 1_000 / total)
+        return _read(clean_dir, split, columns)
     entity_key = json.loads((Path(clean_dir) / PLAN).read_text()).get("entity_key")
-    kept, keys = [], []
+    chunks = []
     for part in parts:
         table = pq.read_table(
             part, columns=columns if columns is None or entity_key is None else _with(columns, entity_key)
         )
         if entity_key is not None:
-            draw = unit_hash(table[entity_key], [seed, _TRAINING_STREAM])
+            draw = unit_hash(table[entity_key], stream)
         else:
             index = int(part.stem.rsplit("-", 1)[1])
-            draw = np.random.default_rng([seed, _TRAINING_STREAM, index]).random(table.num_rows)
-        chosen = np.flatnonzero(draw < threshold)
-        kept.append(table.take(pa.array(chosen)).select(columns or table.column_names))
-        keys.append(draw[chosen])
-    sample, draws = pa.concat_tables(kept), np.concatenate(keys)
-    if len(draws) <= max_rows:
-        return sample
-    cutoff = np.partition(draws, max_rows)[max_rows]  # the smallest key left out
-    return sample.filter(pa.array(draws < cutoff))
+            draw = np.random.default_rng([*stream, index]).random(table.num_rows)
+        # Only the rows that can make the sample stay in memory with the next part.
+        chunks = [keep_lowest([*chunks, (table.select(columns or table.column_names), draw)], total, max_rows,
+                              final=False)]
+    return keep_lowest(chunks, total, max_rows)[0]
 
 
 def _with(columns: list[str], name: str) -> list[str]:

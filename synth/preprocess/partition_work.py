@@ -310,7 +310,7 @@ def _write_key_buckets(column: pa.ChunkedArray, folder: Path, index: int, bucket
 
 def count_duplicates(bucket: str) -> int:
     """Values that repeat another value of the bucket (hashes; 64-bit collisions are negligible)."""
-    parts = [np.load(p) for p in sorted(Path(bucket).glob("part-*.npy"))]
+    parts = [np.load(p, allow_pickle=False) for p in sorted(Path(bucket).glob("part-*.npy"))]
     hashes = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
     return int(len(hashes) - len(np.unique(hashes)))
 
