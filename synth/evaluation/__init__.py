@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from synth.config import EvaluationOptions, GateOptions
+from synth.crashpoints import crash_point
 from synth.evaluation.attribute import attribute_inference
 from synth.evaluation.collisions import copies_against_holdout, exact_collisions, holdout_overlap
 from synth.evaluation.correlation import correlation_scores
@@ -87,6 +88,7 @@ def evaluate(
     gate = gate or GateOptions()
     check_options(options, schema)
     synthetic_table = load_table(synthetic)
+    crash_point("evaluate")
     with_holdout = [real] if holdout is None else [real, holdout]
     identifiers = direct_identifier_scores(with_holdout, synthetic_table, schema)  # before columns are dropped
     # Real rows read from an extract hold generalised identifiers at full precision; the
