@@ -1,7 +1,8 @@
 """The ``synth`` command: parse, check the inputs, start a flow, print the outcome.
 
-Every command runs a Prefect flow. Without ``PREFECT_API_URL`` Prefect starts a
-temporary (ephemeral) API for the run, so no server is needed. Errors the user can fix
+Every command but ``verify`` (which only reads a folder) runs a Prefect flow. Without
+``PREFECT_API_URL`` Prefect starts a temporary (ephemeral) API for the run, so no server
+is needed. Errors the user can fix
 print one line and exit with status 1; only bugs show a traceback.
 """
 
@@ -84,17 +85,18 @@ def sample(
 
 
 def _run_generate(source, output, config, **overrides) -> None:
-    from flows.generate import generate
     from flows.parameters import GenerateParameters
     from synth.evaluation.gate import releases
 
     with _user_errors():
+        from flows.generate import generate  # its timeout setting is read here: a bad one is a user error
+
         check_source(str(source))
         load_config(config)
         params = GenerateParameters(
             source=str(source), output=str(output), config_path=str(config) if config else None, **overrides
         )
-        metrics = generate(params)
+        metrics = _metrics(generate, params)
     if releases(metrics["gate"]):
         console.print(
             f"[green]done:[/green] {metrics['rows']:,} synthetic rows in {Path(output) / 'synthetic'}; "
@@ -126,20 +128,22 @@ def evaluate(
     seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
 ) -> None:
     """Judge any synthetic table against a real one: metrics, report and the release gate."""
-    from flows.evaluate import evaluate as evaluate_flow
     from flows.parameters import EvaluateParameters
 
     with _user_errors():
+        from flows.evaluate import evaluate as evaluate_flow
+
         for path in (real, synthetic, holdout):
             if path is not None:
                 check_source(str(path))
         load_config(config)
-        metrics = evaluate_flow(
+        metrics = _metrics(
+            evaluate_flow,
             EvaluateParameters(
                 real=real, synthetic=synthetic, output=str(output), holdout=holdout,
                 model=str(model) if model else None, config_path=str(config) if config else None,
                 target=target, entity_key=entity_key, seed=seed,
-            )
+            ),
         )
     if metrics["gate"]["verdict"] == "pass":
         console.print(
@@ -186,7 +190,34 @@ def clean(
         console.print("remove them with --all, --older-than DAYS or --output OUT (--dry-run to list only)")
 
 
+@app.command()
+def verify(folder: Annotated[Path, typer.Argument(help="a run's output folder (holding manifest.json)")]) -> None:
+    """Check a run folder against its manifest: every file, its size and SHA-256; nothing else; the seal.
+
+    Exit status 0: the folder is exactly what its manifest lists; 1: a problem (each one listed).
+    """
+    from synth.verify import verify_run_folder
+
+    result = verify_run_folder(folder)
+    plain = {"markup": False, "highlight": False, "soft_wrap": True}  # paths may hold [brackets]; one line each
+    console.print(result.summary(), style="green" if result.ok else "red", **plain)
+    for problem in result.problems:
+        console.print(f"  - {problem}", **plain)
+    if not result.ok:
+        sys.exit(1)
+
+
 GATE_FAILED = 3  # distinct from 1 (a user error): the run worked, the data failed the release gate
+
+
+def _metrics(flow, params) -> dict:
+    """Run ``flow``; its metrics, those of a run whose release gate refused the data too (a Failed run)."""
+    from tasks.evaluate import ReleaseRefused
+
+    try:
+        return flow(params)
+    except ReleaseRefused as refused:
+        return refused.metrics
 
 
 def _exit_on_failed_gate(metrics: dict, output, released: bool) -> None:
@@ -216,7 +247,8 @@ TRANSIENT_FAILED = 75  # EX_TEMPFAIL: storage or database kept failing; the same
 
 
 class _user_errors:
-    """Turn :class:`SynthError` into one red line and exit status 1; a fault that outlasted the retries, 75."""
+    """Turn :class:`SynthError`, and a run that outlived its timeout, into one red line and exit status 1;
+    a fault that outlasted the retries, 75."""
 
     def __enter__(self):
         return self
@@ -228,6 +260,16 @@ class _user_errors:
         if isinstance(error, TransientError):
             console.print(f"[red]error:[/red] {error}; it persisted through the retries: try again later")
             sys.exit(TRANSIENT_FAILED)
+        if isinstance(error, TimeoutError):
+            from prefect.flow_engine import FlowRunTimeoutError
+
+            from flows.parameters import FLOW_TIMEOUT_ENV, flow_timeout_seconds
+
+            if not isinstance(error, FlowRunTimeoutError):
+                return False
+            console.print(f"[red]error:[/red] the run did not finish within its timeout ({flow_timeout_seconds():g}s) "
+                          f"and was stopped; set {FLOW_TIMEOUT_ENV} to allow longer")
+            sys.exit(1)
         return False
 
 

@@ -1,10 +1,43 @@
-"""Flow parameters as pydantic models, so the Prefect UI renders a proper form."""
+"""Flow parameters as pydantic models, so the Prefect UI renders a proper form; the flows' timeout."""
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
+
+from synth.errors import ConfigError
+
+FLOW_TIMEOUT_ENV = "SYNTH_FLOW_TIMEOUT_SECONDS"
+DEFAULT_FLOW_TIMEOUT_SECONDS = 24 * 3600
+
+
+def flow_timeout_seconds() -> float:
+    """How long one flow run may take before Prefect ends it as ``TimedOut`` (a Failed state).
+
+    A deployment with ``concurrency_limit: 1`` starts the next run only when the last one
+    ends: a run that hangs must end. A crashed worker releases its slot by itself (Prefect
+    renews the slot's lease only while the run's process lives); a *hung* one would hold it
+    forever. The default, 24 hours, is many times a monthly run at 10 million rows on CPU
+    and still frees the slot the next day. Set ``SYNTH_FLOW_TIMEOUT_SECONDS`` in the
+    worker's environment (``job_variables: {env: ...}`` in ``prefect.yaml``) to change it;
+    it is read when the flows are imported, as Prefect fixes a flow's timeout there.
+
+    Raises:
+        ConfigError: the variable is not a positive number of seconds.
+    """
+    value = os.environ.get(FLOW_TIMEOUT_ENV, "").strip()
+    if not value:
+        return DEFAULT_FLOW_TIMEOUT_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ConfigError(f"{FLOW_TIMEOUT_ENV}={value!r}: give the flow timeout as a positive number of seconds")
+    return seconds
 
 
 class GenerateParameters(BaseModel):

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from prefect import flow, runtime
 
-from flows.parameters import SampleParameters
+from flows.parameters import SampleParameters, flow_timeout_seconds
 from synth.config import SamplingOptions
 from synth.runs import OutputLock
 from tasks.sample import sample_synthetic
 
 
-@flow(name="sample", description="Generate synthetic data from a saved model.")
+@flow(name="sample", description="Generate synthetic data from a saved model.", timeout_seconds=flow_timeout_seconds())
 def sample(params: SampleParameters) -> dict:
     sampling = SamplingOptions(rows=params.rows, chunk_rows=params.chunk_rows)
     synthetic = str(Path(params.output) / "synthetic")

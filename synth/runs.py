@@ -11,29 +11,40 @@
   the token, so a deleted and recreated folder is never mistaken for the old one.
 * An **output lock** (``.synth-run.lock`` in the output folder, created atomically) makes
   a second run on the same output fail at once with a clear message instead of writing
-  into the first run's files. A lock left by a process that no longer exists on this
-  machine is taken over.
+  into the first run's files. It is a lease the holder renews: a lock whose process is
+  dead (checked on the same machine) or whose lease expired (a crashed container on
+  another host) is taken over, a live one never is.
 * A **training record** in the work folder says which model a finished training wrote,
   so a re-triggered run reuses it instead of training (and spending ε) again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import socket
+import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from synth.config import PipelineConfig
 from synth.errors import SynthError
-from synth.io.atomic import write_json_atomic
+from synth.io.atomic import TMP_PREFIX, write_json_atomic
 from synth.work import TOKEN, make_private_dir, record_run
 
 LOCK = ".synth-run.lock"
+LEASE_SECONDS = 300.0
+#: Locks written before leases existed name no lease: from another machine, they are
+#: taken to last as long as a run may (the flows' default timeout).
+LEGACY_LEASE_SECONDS = 24 * 3600.0
 TRAINING_RECORD = "training-record.json"
 
 
@@ -126,40 +137,127 @@ def open_work_dir(key: str, root: str | Path | None = None, output: str | None =
 class OutputLock:
     """Hold ``<output>/.synth-run.lock`` while a run writes there; refuse a second run.
 
+    The lock is a lease. Its file is created whole or not at all (written aside, then
+    hard-linked into place: ``link`` fails when the name exists, on local and NFS file
+    systems alike), and while the run lives a background thread touches it every
+    ``lease_seconds / 10``. Another run takes the lock over only when its holder is
+    provably gone:
+
+    * **dead**: on the same machine (same kernel boot and process namespace) no process
+      has the holder's pid and start time (a container restarted with the same host name
+      and pid numbers does not fool it);
+    * **expired**: the lock was not touched for ``lease_seconds`` (a crashed container
+      on another host, whose processes cannot be looked up from here). The hosts' clocks
+      must agree to well within the lease.
+
+    A live holder renews its lease, so it is never taken over unless it stalls for longer
+    than the lease; then it has lost the lock, and it fails when it leaves the block rather
+    than pass as the folder's only writer. Taking over is safe against several newcomers at
+    once: the stale file is renamed aside (only one rename can win) and checked to be the
+    file that was judged stale before the new lock is created.
+
+    On acquiring, leftovers of writes a crash interrupted (``.tmp-*``) are removed: the
+    holder is the folder's only writer.
+
     Args:
         output: the local output folder.
-        owner: who holds it (e.g. the flow run id), shown to the run that is refused.
+        owner: who holds it (e.g. the flow run's name and id), shown to the run that is refused.
+        lease_seconds: how long an untouched lock stays valid.
     """
 
-    def __init__(self, output: str | Path, owner: str = ""):
+    def __init__(self, output: str | Path, owner: str = "", lease_seconds: float = LEASE_SECONDS):
         self.path = Path(output) / LOCK
         self.owner = owner
+        self.lease = lease_seconds
+        self.token = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
 
     def __enter__(self) -> OutputLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "owner": self.owner, "since": time.time()}
-        for _ in range(2):
+        me = psutil.Process()
+        record = {
+            "owner": self.owner, "host": socket.gethostname(), "machine": _machine(), "pid": me.pid,
+            "started": me.create_time(), "since": time.time(), "lease_seconds": self.lease, "token": self.token,
+        }
+        for _ in range(3):
+            if self._create(record):
+                self._heartbeat = threading.Thread(target=self._renew, name="synth-output-lock", daemon=True)
+                self._heartbeat.start()
+                self._clear_debris()
+                return self
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder is not None and not self._stale(holder):
-                    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("since", 0)))
-                    raise RunConflictError(
-                        f"{self.path.parent} is being written by another run ({holder.get('owner') or 'unknown'}, "
-                        f"process {holder.get('pid')} on {holder.get('host')}, since {since}); wait for it to "
-                        f"finish or choose another output folder. If no run is active, delete {self.path}."
-                    ) from None
-                self.path.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            with os.fdopen(fd, "w") as out:
-                json.dump(record, out)
-            return self
+                judged = os.stat(self.path)
+            except FileNotFoundError:
+                continue  # released meanwhile
+            holder = self._holder()
+            if not _stale(holder, judged.st_mtime, time.time()):
+                raise RunConflictError(self._busy(holder, judged.st_mtime)) from None
+            self._take_over(judged)
         raise RunConflictError(f"cannot take the lock {self.path}; another run took it first")
 
-    def __exit__(self, *exc) -> bool:
-        self.path.unlink(missing_ok=True)
+    def __exit__(self, kind, error, tb) -> bool:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+        holder = self._holder_token()
+        if holder == self.token:
+            self.path.unlink(missing_ok=True)
+        elif holder is not None and kind is None:
+            raise RunConflictError(
+                f"this run lost its lock on {self.path.parent} while writing there: it did not renew its lease for "
+                f"{self.lease:g}s (was the process paused?) and another run took the folder over; rerun it"
+            )
         return False
+
+    def _create(self, record: dict) -> bool:
+        """Create the lock file whole, unless it exists."""
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + LOCK + ".", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(record, out)
+            os.chmod(tmp, 0o644)
+            os.link(tmp, self.path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def _clear_debris(self) -> None:
+        """Remove what interrupted writes left (``.tmp-*``), not other newcomers' lock files in flight."""
+        for leftover in self.path.parent.glob(TMP_PREFIX + "*"):
+            with contextlib.suppress(FileNotFoundError):
+                if leftover.name.startswith(TMP_PREFIX + LOCK) and time.time() - leftover.lstat().st_mtime < self.lease:
+                    continue
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink()
+
+    def _take_over(self, judged: os.stat_result) -> None:
+        aside = self.path.with_name(f"{TMP_PREFIX}{LOCK}.{uuid.uuid4().hex}.stale")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return  # another newcomer moved it first
+        moved = os.stat(aside)
+        if (moved.st_ino, moved.st_dev) != (judged.st_ino, judged.st_dev):
+            # A newcomer took the lock between our judgement and our rename: give it back.
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, self.path)
+        os.unlink(aside)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease / 10):
+            if self._holder_token() not in (None, self.token):
+                return  # taken over: the lease is someone else's now
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(self.path)
+
+    def _holder_token(self) -> str | None:
+        """The token in the lock file; None when there is none (or, for a moment during a takeover, no file)."""
+        return (self._holder() or {}).get("token")
 
     def _holder(self) -> dict | None:
         try:
@@ -167,17 +265,50 @@ class OutputLock:
         except (OSError, json.JSONDecodeError):
             return None
 
-    @staticmethod
-    def _stale(holder: dict) -> bool:
-        if holder.get("host") != socket.gethostname():
-            return False  # another machine's run: it cannot be checked from here
-        try:
-            os.kill(int(holder["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, KeyError, ValueError, TypeError):
-            return False
+    def _busy(self, holder: dict | None, touched: float) -> str:
+        holder = holder or {}
+        since = _clock(holder.get("since", touched))
+        expires = _clock(touched + float(holder.get("lease_seconds", LEGACY_LEASE_SECONDS)))
+        return (
+            f"{self.path.parent} is being written by another run ({holder.get('owner') or 'unknown'}, "
+            f"process {holder.get('pid')} on {holder.get('host')}, since {since}; its lease runs to {expires} "
+            f"unless renewed); wait for it to finish or choose another output folder. A lock whose run died is "
+            f"taken over once that is certain: at once on the same machine, when its lease expires from elsewhere."
+        )
+
+
+def _stale(holder: dict | None, touched: float, now: float) -> bool:
+    """Whether the lock's holder is provably gone: dead on this machine, or its lease expired."""
+    if holder is None:  # unreadable: only its age can tell
+        return now - touched > LEASE_SECONDS
+    if holder.get("machine") == _machine() or ("machine" not in holder and holder.get("host") == socket.gethostname()):
+        return not _running(holder)
+    return now - touched > float(holder.get("lease_seconds", LEGACY_LEASE_SECONDS))
+
+
+def _running(holder: dict) -> bool:
+    try:
+        process = psutil.Process(int(holder["pid"]))
+        started = process.create_time()
+    except psutil.NoSuchProcess:
         return False
+    except (psutil.AccessDenied, KeyError, ValueError, TypeError):
+        return True  # cannot tell: assume alive
+    # The same pid with another start time is a new process that reuses the number.
+    return "started" not in holder or abs(started - float(holder["started"])) < 1.0
+
+
+def _machine() -> str:
+    """Processes with the same value see the same pids: one kernel boot, one pid namespace."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return socket.gethostname()
+
+
+def _clock(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 
 def training_key(clean_version: str, config: PipelineConfig, code: str) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from synth.crashpoints import crash_point
 from synth.io.atomic import remove_stale_temporaries, write_json_atomic, write_parquet_atomic
 from synth.models.base import Synthesizer
 
@@ -88,6 +89,7 @@ def sample_to_parquet(
         else:
             write_parquet_atomic(path, synthesizer.sample(n, seeds[k], start=k * chunk_rows, avoid=avoid))
             result.written.append(k)
+            crash_point("sample.chunk")
         if on_chunk is not None:
             on_chunk(k + 1, chunks)
     result.seconds = time.perf_counter() - start

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import Failed, State
 
 from synth.artifact import read_json
 from synth.config import PipelineConfig
@@ -186,6 +187,39 @@ def _key_from_first_rows(path: str, config: PipelineConfig) -> str | None:
     if scan.num_rows <= config.model.max_training_rows:
         return None
     return infer_schema(scan.take(np.arange(config.model.max_training_rows)), config).entity_key
+
+
+GATE_FAILED = "Release gate failed"
+
+
+class ReleaseRefused(Exception):
+    """The release gate refused the synthetic data; ``metrics`` holds the verdict and every number."""
+
+    def __init__(self, metrics: dict):
+        super().__init__(f"{GATE_FAILED}: " + "; ".join(metrics["gate"]["reasons"]))
+        self.metrics = metrics
+
+    def __reduce__(self):  # results are pickled: rebuild from the metrics, not from the message
+        return type(self), (self.metrics,)
+
+
+def run_outcome(metrics: dict) -> dict | State:
+    """The flow run's final state: Completed with the metrics, or Failed when the gate refused the data.
+
+    A refused release is a failure to whoever watches the runs: nothing was delivered, and
+    someone has to look. So its state is an ordinary ``Failed`` (red in the UI, counted by
+    every failure filter, the event ``prefect.flow-run.Failed`` that alerting automations
+    match) whose message is ``Release gate failed: <each reason>``: an automation for gate
+    failures alone adds ``match: {"prefect.state-message": "Release gate failed*"}``. A
+    ``Completed`` state with another name would look like success, and a ``Failed`` type
+    with another name would escape the automations that match ``Failed``. The run's result
+    is a :class:`ReleaseRefused` carrying the metrics (the CLI reads them from it to print
+    the reasons and exit with status 3). A verdict that is not enforced completes.
+    """
+    if releases(metrics["gate"]):
+        return metrics
+    refused = ReleaseRefused(metrics)
+    return Failed(message=str(refused), data=refused)
 
 
 def _training_facts(model_dir: str) -> dict:

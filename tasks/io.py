@@ -13,7 +13,7 @@ from synth.artifact import read_json
 from synth.config import PipelineConfig
 from synth.io import sql
 from synth.io.uri import upload_folder
-from synth.manifest import build_manifest, write_manifest
+from synth.manifest import build_manifest, withdraw_manifest, write_manifest
 from synth.preprocess import Prepared
 from synth.sampling import model_fingerprint
 from tasks.preprocess import IO_RETRIES, RunFolders
@@ -115,6 +115,17 @@ def write_run_manifest(
         create_link_artifact(key="synthetic-report", link=report.resolve().as_uri(), link_text="report.html")
     get_run_logger().info(f"manifest: {path} ({len(manifest['files'])} files)")
     return str(path)
+
+
+@task(name="withdraw-manifest", cache_policy=NO_CACHE)
+def withdraw_run_manifest(run: RunFolders) -> None:
+    """Delete the folder's old ``manifest.json`` before this run changes any output.
+
+    It would vouch for files this run is about to replace: until the new manifest is
+    written, the folder reads as incomplete, as it is.
+    """
+    if withdraw_manifest(run.output):
+        get_run_logger().info(f"withdrew the manifest of an earlier run from {run.output}: the outputs change now")
 
 
 @task(name="upload-output", cache_policy=NO_CACHE, **IO_RETRIES)

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from synth.config import EvaluationOptions, GateOptions
+from synth.crashpoints import crash_point
 from synth.evaluation.attribute import attribute_inference
 from synth.evaluation.collisions import CopyCounter, copies_against_holdout, exact_collisions, holdout_overlap
 from synth.evaluation.correlation import correlation_scores
@@ -95,6 +96,7 @@ def evaluate(
     check_options(options, schema)
     scan = synthetic if isinstance(synthetic, TableScan) else TableScan(synthetic)
     columns = conform(scan.schema.empty_table(), schema, "synthetic").column_names  # a missing column fails here
+    crash_point("evaluate")
     with_holdout = [real] if holdout is None else [real, holdout]
     identifiers = IdentifierCheck(with_holdout, schema, scan.column_names)  # on the columns as read
     # Real rows read from an extract hold generalised identifiers at full precision; the

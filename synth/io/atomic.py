@@ -3,11 +3,17 @@
 Every output goes to a temporary file in the destination folder and is renamed over
 the final name only once it is complete (``os.replace`` is atomic on one file system).
 A crash or an exception leaves, at worst, a ``.tmp-*`` file that the next run removes.
+
+A killed process loses nothing the kernel has accepted, but a machine that loses power
+can: the rename may reach the disk before the file's bytes, leaving a complete-looking
+name over an empty file. So the temporary file is flushed to the disk (``fsync``) before
+the rename, and the folder after it, so that the new name itself survives.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -33,7 +39,9 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual mode
+        fsync_path(tmp_path)
         os.replace(tmp_path, final)
+        fsync_path(final.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -72,7 +80,21 @@ def replace_dir(source: str | Path, destination: str | Path) -> Path:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(source, destination)
+    fsync_path(destination.parent)
     return destination
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file's bytes, or a folder's entries (names created, renamed or removed), to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        # Some file systems (a few network and FUSE mounts) cannot sync a folder: nothing more can be done there.
+        if not (Path(path).is_dir() and error.errno in (errno.EINVAL, errno.ENOTSUP, errno.EBADF)):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _read_umask() -> int:
@@ -122,6 +144,11 @@ def remove_stale_temporaries(folder: str | Path) -> int:
             leftover.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+def plain_json(payload: Any) -> Any:
+    """``payload`` as :func:`write_json_atomic` writes it and JSON reads it back (NaN and infinities: None)."""
+    return json.loads(json.dumps(_nan_to_none(payload), default=str, allow_nan=False))
 
 
 def _nan_to_none(value: Any) -> Any:

@@ -36,6 +36,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from synth.config import ModelOptions, PipelineConfig
+from synth.crashpoints import crash_point
 from synth.errors import ModelError
 from synth.io.atomic import atomic_path, write_json_atomic
 from synth.models.network import MixedVAE
@@ -314,6 +315,7 @@ def train(
         state.record(stats, model, keep_best=private is None)
         if checkpoint is not None:
             _save(checkpoint, identity, state, model, optimizer, generator, device_generator, private)
+        crash_point("train.epoch")
         if on_epoch is not None:
             on_epoch(stats)
         if stopped_at_cap:

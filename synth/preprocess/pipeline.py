@@ -30,6 +30,7 @@ import pyarrow as pa
 from distributed import Client
 
 from synth.config import PipelineConfig
+from synth.crashpoints import crash_point
 from synth.expectations import (
     UNIQUE,
     GateResult,
@@ -212,8 +213,9 @@ def _clean_all(
     todo = [p for p in partitions if reports[p.index] is None]
     if len(todo) < len(partitions):
         log(f"{len(partitions) - len(todo)} partitions already clean (earlier attempt); cleaning {len(todo)}")
-    for report in map_partitions(client, clean_partition, todo, plan, on_result=_progress(log, "cleaned")):
+    for _, report in iter_partitions(client, clean_partition, todo, plan, on_result=_progress(log, "cleaned")):
         reports[report.index] = report
+        crash_point("preprocess.partition")
     duplicates = {
         column: sum(map_partitions(client, count_duplicates, _buckets(plan, column))) for column in plan.unique_columns
     }
