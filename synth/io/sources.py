@@ -21,6 +21,7 @@ import pyarrow.dataset as ds
 from synth.config import ColumnKind, PipelineConfig
 from synth.errors import SourceError
 from synth.io.columns import ColumnNaming, name_columns
+from synth.io.csv_files import explain_failure, inspect_csv, needs_reencoding, polars_encoding, reencode_to_bytes
 from synth.io.uri import PARQUET_SUFFIXES, format_from_names
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
@@ -102,23 +103,27 @@ def _read_csv(paths: list[Path], config: PipelineConfig) -> tuple[pa.Table, Colu
     text_columns = {
         name: pl.String for name, col in config.columns.items() if col.kind is ColumnKind.IDENTIFIER
     }
-    frames = []
+    frames, notes = [], []
     for path in paths:
+        layout = inspect_csv(str(path), config.source)
+        notes.append(layout.note(str(path)))
+        data = reencode_to_bytes(str(path), config.source.encoding) if needs_reencoding(config.source) else path
         try:
             frame = pl.read_csv(
-                path,
-                separator=config.source.separator,
+                data,
+                separator=layout.separator,
                 null_values=config.source.na_values or None,
                 infer_schema_length=None,
                 schema_overrides=text_columns or None,
-                encoding=config.source.encoding,
+                encoding=polars_encoding(config.source),
             )
         except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
-            raise SourceError(f"cannot read CSV {path}: {_first_line(exc)}") from None
+            raise explain_failure(str(path), config.source, layout, exc) from None
         if frame.width == 0 or frame.height == 0:
-            raise SourceError(f"{path}: the CSV file is empty")
+            raise SourceError(f"{path}: the file has a header ({frame.width} columns) but no rows")
         frames.append(frame)
     naming = name_columns(frames[0].columns, [f.lazy() for f in frames], config.source.row_index == "keep")
+    naming = ColumnNaming(naming.renames, naming.row_index, tuple(n for n in notes if n) + naming.notes)
     frames = [parse_datetimes(naming.apply_lazy(f.lazy()).collect(), config) for f in frames]
     try:
         frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
@@ -149,9 +154,14 @@ def parse_datetimes(frame: pl.DataFrame, config: PipelineConfig) -> pl.DataFrame
         try:
             parsed[name] = frame[name].str.to_datetime(fmt, time_unit="us", strict=True)
         except pl.exceptions.PolarsError:
-            if fmt is not None:
-                failed = frame[name].str.to_datetime(fmt, time_unit="us", strict=False).null_count() - frame[name].null_count()
-                raise SourceError(f"column {name!r}: {failed} values do not match datetime_format {fmt!r}") from None
+            if declared is None or (fmt is None and declared.kind is not ColumnKind.DATETIME):
+                continue  # undeclared: stays text (the run's log says why)
+            failed = frame[name].str.to_datetime(fmt, time_unit="us", strict=False).null_count() - frame[name].null_count()
+            what = f"do not match datetime_format {fmt!r}" if fmt else "are not valid ISO 8601 dates (e.g. 30 February)"
+            raise SourceError(
+                f"column {name!r}: {failed} of {len(frame) - frame[name].null_count()} values {what}; fix them, "
+                "or list them under source.na_values to read them as missing"
+            ) from None
     return frame.with_columns(**parsed) if parsed else frame
 
 

@@ -24,11 +24,12 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from synth.config import ColumnKind, PipelineConfig
+from synth.config import ColumnKind, PipelineConfig, SourceOptions
 from synth.errors import SourceError
 from synth.io import sql
-from synth.io.atomic import remove_stale_temporaries, write_parquet_atomic
-from synth.io.columns import ColumnNaming, name_columns
+from synth.io.atomic import TMP_PREFIX, remove_stale_temporaries, storage_error, write_parquet_atomic
+from synth.io.columns import ColumnNaming, check_unique_names, name_columns
+from synth.io.csv_files import explain_failure, inspect_csv, needs_reencoding, polars_encoding, reencode_to_file
 from synth.io.uri import DataFile, file_format, files_fingerprint, filesystem, is_remote, is_sql, list_files
 
 RAW_PART = "raw-{:05d}.parquet"
@@ -58,6 +59,8 @@ def plan_source(
     try:
         naming = _naming([_lazy(u) for u in uris], config, log)
     except (pl.exceptions.PolarsError, pa.ArrowInvalid, OSError) as exc:
+        for uri in uris:  # Polars refuses two columns with one name: say which
+            check_unique_names(uri, _metadata(uri).schema.to_arrow_schema().names)
         raise SourceError(f"cannot read Parquet {uris[0]}: {_first_line(exc)}") from None
     return plan_files(uris, config.preprocess.partition_rows, naming)
 
@@ -89,7 +92,8 @@ def plan_files(uris: list[str], partition_rows: int, naming: ColumnNaming = Colu
         if groups or metadata.num_row_groups == 0:
             partitions.append(Partition(len(partitions), uri, tuple(groups), rows, naming))
     if not any(p.rows for p in partitions):
-        raise SourceError(f"the extract has no rows ({len(uris)} files)")
+        raise SourceError(f"{uris[0]}: the file has no rows" if len(uris) == 1 else
+                          f"none of the extract's {len(uris)} files has a row (e.g. {uris[0]})")
     return partitions
 
 
@@ -101,14 +105,14 @@ def read_partition(partition: Partition, columns: list[str] | None = None) -> pa
         wanted = None if columns is None else [c for c in partition.naming.original(columns) if c in available]
         return partition.naming.apply(file.read_row_groups(list(partition.row_groups), columns=wanted))
     except (pa.ArrowInvalid, OSError) as exc:
-        raise SourceError(f"cannot read Parquet {partition.uri}: {exc}") from None
+        raise SourceError(f"cannot read Parquet {partition.uri}: {_first_line(exc)}") from None
 
 
 def _metadata(uri: str) -> pq.FileMetaData:
     try:
         return _open(uri).metadata
     except (pa.ArrowInvalid, OSError) as exc:
-        raise SourceError(f"cannot read Parquet {uri}: {exc}") from None
+        raise SourceError(f"cannot read Parquet {uri}: {_first_line(exc)}") from None
 
 
 def _open(uri: str) -> pq.ParquetFile:
@@ -141,36 +145,49 @@ def _stage_csv(files: list[DataFile], config: PipelineConfig, raw_dir: Path, log
     source = config.source
     text_columns = {name: pl.String for name, col in config.columns.items() if col.kind is ColumnKind.IDENTIFIER}
     _clear(raw_dir)
+    layouts = [inspect_csv(f.uri, source) for f in files]
+    for note in dict.fromkeys(layout.note(f.uri) for f, layout in zip(files, layouts, strict=True)):
+        if note:
+            log(note)
+    readable = [_utf8(f.uri, source, raw_dir / f"{TMP_PREFIX}utf8-{n:05d}.csv") for n, f in enumerate(files)]
 
-    def scan(file: DataFile) -> pl.LazyFrame:
+    def scan(n: int) -> pl.LazyFrame:
         return pl.scan_csv(
-            file.uri,
-            separator=source.separator,
+            readable[n],
+            separator=layouts[n].separator,
             null_values=source.na_values or None,
             infer_schema_length=None,
             schema_overrides=text_columns or None,
-            encoding=source.encoding,
+            encoding=polars_encoding(source),
         )
 
     try:
-        naming = _naming([scan(f) for f in files], config, log)
+        naming = _naming([scan(n) for n in range(len(files))], config, log)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise SourceError(f"cannot read CSV {files[0].uri}: {_first_line(exc)}") from None
+        raise explain_failure(files[0].uri, source, layouts[0], exc) from None
     staged = []
     for n, file in enumerate(files):
         target = raw_dir / f".tmp-csv-{n:05d}"
         try:
-            naming.apply_lazy(scan(file)).sink_parquet(pl.PartitionBy(target, max_rows_per_file=config.preprocess.partition_rows), mkdir=True)
+            naming.apply_lazy(scan(n)).sink_parquet(
+                pl.PartitionBy(target, max_rows_per_file=config.preprocess.partition_rows), mkdir=True
+            )
         except (pl.exceptions.PolarsError, OSError) as exc:
-            raise SourceError(f"cannot read CSV {file.uri}: {_first_line(exc)}") from None
+            raise storage_error(exc, raw_dir) or explain_failure(file.uri, source, layouts[n], exc) from None
         for k, part in enumerate(sorted(target.glob("*.parquet"))):
             final = raw_dir / f"csv-{n:05d}-{k:05d}.parquet"
             part.rename(final)
             staged.append(str(final))
         target.rmdir()
+    remove_stale_temporaries(raw_dir)  # the UTF-8 copies
     log(f"staged {len(files)} CSV file(s) as {len(staged)} Parquet part(s)")
     (raw_dir / "_SUCCESS").touch()
     return staged
+
+
+def _utf8(uri: str, source: SourceOptions, copy: Path) -> str:
+    """``uri`` itself, or a UTF-8 copy of it in the work folder when its encoding is one Polars cannot read."""
+    return str(reencode_to_file(uri, source.encoding, copy)) if needs_reencoding(source) else uri
 
 
 def _stage_sql(source: str, config: PipelineConfig, raw_dir: Path, log: Callable[[str], None]) -> list[str]:
