@@ -16,6 +16,7 @@ from prefect.tasks import exponential_backoff
 from synth.config import PipelineConfig
 from synth.errors import SynthError
 from synth.expectations import GateResult
+from synth.io.outputs import check_output
 from synth.io.uri import is_remote, local_path
 from synth.preprocess import Prepared, preprocess
 from synth.preprocess.partitions import source_fingerprint
@@ -70,6 +71,7 @@ def open_run_folders(fingerprint: str, config: PipelineConfig, output: str, work
     """
     scheduled = runtime.flow_run.scheduled_start_time or datetime.now(UTC)
     output = output.replace("{month}", scheduled.strftime("%Y-%m"))
+    check_output(output)
     work = open_work_dir(run_key(fingerprint, config, output), work_root)
     local = str(Path(work.path) / "output") if is_remote(output) else str(local_path(output))
     get_run_logger().info(f"work folder {work.path}; outputs to {output}")
