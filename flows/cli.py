@@ -22,11 +22,13 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from synth.config import load_config  # noqa: E402
-from synth.errors import SynthError, TransientError  # noqa: E402
+from synth.errors import ConfigError, SynthError, TransientError  # noqa: E402
+from synth.io.outputs import check_output  # noqa: E402
 from synth.io.uri import check_source  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Synthetic patient data from real extracts.")
-console = Console(stderr=True)
+# soft_wrap: an error is one line, however narrow the terminal (or a log collector).
+console = Console(stderr=True, soft_wrap=True)
 
 VERBOSE_HELP = "also print Dask's own INFO lines (scheduler, workers)"
 DEMO_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "synth-pipeline" / "demo"
@@ -35,7 +37,7 @@ DEMO_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "s
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="maximum training epochs")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="maximum training epochs")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
 ) -> None:
@@ -52,8 +54,8 @@ def run(
     source: Annotated[str, typer.Option(help="CSV/Parquet file, folder or glob of the real extract")],
     output: Annotated[Path, typer.Option(help="output folder")],
     config: Annotated[Optional[Path], typer.Option(help="YAML config")] = None,
-    rows: Annotated[Optional[int], typer.Option(min=1, help="synthetic rows (default: as many as the extract)")] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="maximum training epochs")] = None,
+    rows: Annotated[Optional[int], typer.Option(help="synthetic rows (default: as many as the extract)")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="maximum training epochs")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
     dp_epsilon: Annotated[Optional[float], typer.Option(help="DP budget ε > 0 (off if unset)")] = None,
     keep_work: Annotated[
@@ -69,34 +71,42 @@ def run(
 @app.command()
 def sample(
     model: Annotated[Path, typer.Option(help="model folder from an earlier run (DIR/model)")],
-    rows: Annotated[int, typer.Option(min=1, help="synthetic rows")],
+    rows: Annotated[int, typer.Option(help="synthetic rows")],
     output: Annotated[Path, typer.Option(help="output folder")],
     seed: Annotated[int, typer.Option(help="seed (use a new one for a new month's data)")] = 0,
 ) -> None:
     """Generate new synthetic data from a saved model, without retraining."""
     from flows.parameters import SampleParameters
-    from flows.sample import sample as sample_flow
-    from synth.models import load_synthesizer
 
     with _user_errors():
+        params = _parameters(SampleParameters, model=str(model), rows=rows, output=str(output), seed=seed)
+        check_output(output)
+        from flows.sample import sample as sample_flow
+        from synth.models import load_synthesizer
+
         load_synthesizer(model)  # fail fast, with a clear message, on a bad folder
-        result = sample_flow(SampleParameters(model=str(model), rows=rows, output=str(output), seed=seed))
+        result = sample_flow(params)
     console.print(f"[green]wrote {result['rows']:,} rows to {result['folder']}[/green]")
 
 
 def _run_generate(source, output, config, **overrides) -> None:
     from flows.parameters import GenerateParameters
+
+    # Everything that can be checked without the data is checked before the flow (and its
+    # imports) start: a wrong path or flag answers in a second, not after a Prefect server start.
+    with _user_errors():
+        params = _parameters(
+            GenerateParameters, source=str(source), output=str(output), config_path=str(config) if config else None,
+            **overrides,
+        )
+        settings = load_config(config).with_overrides(**params.overrides())
+        check_source(str(source), settings.source.format)
+        check_output(output)
+        from flows.generate import generate
+
+        metrics = _metrics(generate, params)
     from synth.evaluation.gate import releases
 
-    with _user_errors():
-        from flows.generate import generate  # its timeout setting is read here: a bad one is a user error
-
-        check_source(str(source))
-        load_config(config)
-        params = GenerateParameters(
-            source=str(source), output=str(output), config_path=str(config) if config else None, **overrides
-        )
-        metrics = _metrics(generate, params)
     if releases(metrics["gate"]):
         console.print(
             f"[green]done:[/green] {metrics['rows']:,} synthetic rows in {Path(output) / 'synthetic'}; "
@@ -131,20 +141,19 @@ def evaluate(
     from flows.parameters import EvaluateParameters
 
     with _user_errors():
-        from flows.evaluate import evaluate as evaluate_flow
-
+        params = _parameters(
+            EvaluateParameters, real=real, synthetic=synthetic, output=str(output), holdout=holdout,
+            model=str(model) if model else None, config_path=str(config) if config else None,
+            target=target, entity_key=entity_key, seed=seed,
+        )
+        settings = load_config(config).with_overrides(**params.overrides())
         for path in (real, synthetic, holdout):
             if path is not None:
-                check_source(str(path))
-        load_config(config)
-        metrics = _metrics(
-            evaluate_flow,
-            EvaluateParameters(
-                real=real, synthetic=synthetic, output=str(output), holdout=holdout,
-                model=str(model) if model else None, config_path=str(config) if config else None,
-                target=target, entity_key=entity_key, seed=seed,
-            ),
-        )
+                check_source(str(path), settings.source.format)
+        check_output(output)
+        from flows.evaluate import evaluate as evaluate_flow
+
+        metrics = _metrics(evaluate_flow, params)
     if metrics["gate"]["verdict"] == "pass":
         console.print(
             f"[green]gate {metrics['gate'].get('summary', 'PASS')}:[/green] quality {metrics['quality_score']:.3f}; "
@@ -244,6 +253,20 @@ def _exit_on_failed_gate(metrics: dict, output, released: bool) -> None:
 
 
 TRANSIENT_FAILED = 75  # EX_TEMPFAIL: storage or database kept failing; the same command may work later
+
+
+def _parameters(kind, /, **values):
+    """The flow's parameter model, its validation errors as one :class:`ConfigError` naming the flags."""
+    from pydantic import ValidationError
+
+    try:
+        return kind(**values)
+    except ValidationError as exc:
+        problems = [
+            f"--{str(err['loc'][0]).replace('_', '-')} {err.get('input')}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("; ".join(problems)) from None
 
 
 class _user_errors:

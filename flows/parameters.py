@@ -54,7 +54,7 @@ class GenerateParameters(BaseModel):
     config_path: str | None = Field(default=None, description="YAML config overriding inferred column kinds")
     rows: int | None = Field(default=None, ge=1, description="synthetic rows (default: as many as the extract)")
     epochs: int | None = Field(default=None, ge=1, description="maximum training epochs")
-    seed: int | None = Field(default=None, description="seed for every random step")
+    seed: int | None = Field(default=None, ge=0, description="seed for every random step")
     dp_epsilon: float | None = Field(default=None, gt=0, description="differential privacy budget (off if empty)")
     expectation_suite: str | None = Field(
         default=None, description="Great Expectations suite JSON merged over the one built from the schema"
@@ -111,7 +111,7 @@ class SampleParameters(BaseModel):
     model: str = Field(description="model folder written by a generate run")
     rows: int = Field(ge=1, description="synthetic rows")
     output: str = Field(description="output folder for synthetic/ parts")
-    seed: int = Field(default=0, description="seed; a new month's data: a new seed")
+    seed: int = Field(default=0, ge=0, description="seed; a new month's data: a new seed")
     chunk_rows: int = Field(default=100_000, ge=1, description="rows per Parquet part")
 
 
@@ -132,7 +132,7 @@ class EvaluateParameters(BaseModel):
     entity_key: str | None = Field(
         default=None, description="the patient identifier column, when schema inference does not find it"
     )
-    seed: int | None = Field(default=None, description="seed for every sample and model")
+    seed: int | None = Field(default=None, ge=0, description="seed for every sample and model")
 
     @field_validator("holdout", "model", "config_path", "target", "entity_key", mode="before")
     @classmethod

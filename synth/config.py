@@ -94,8 +94,16 @@ class SourceOptions(_Strict):
 
     format: Literal["auto", "csv", "parquet"] = "auto"
     na_values: list[str] = Field(default_factory=list, description="extra CSV strings read as missing")
-    separator: str = ","
-    encoding: Literal["utf8", "utf8-lossy"] = "utf8"
+    separator: str = Field(
+        default="auto",
+        description="CSV column separator (one character); auto: the one of , ; tab | that splits every one of the "
+        "first lines alike (a separator other than a comma is logged)",
+    )
+    encoding: Literal["utf8", "utf8-lossy", "cp1252", "latin-1", "utf-16"] = Field(
+        default="utf8",
+        description="CSV text encoding; utf8-lossy replaces bytes that are not UTF-8; cp1252, latin-1 and utf-16 "
+        "files are re-encoded to UTF-8 as they are read",
+    )
     row_index: Literal["drop", "keep"] = Field(
         default="drop",
         description="an unnamed column of row numbers (the index pandas' to_csv and R's write.csv write) is dropped; "
@@ -104,6 +112,13 @@ class SourceOptions(_Strict):
     sql_url_env: str = Field(
         default="SYNTH_SQL_URL", description="environment variable holding the SQLAlchemy URL of `sql:` sources and sinks"
     )
+
+    @field_validator("separator")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        if value != "auto" and len(value) != 1:
+            raise ValueError(f"the separator must be one character or auto, got {value!r}")
+        return value
 
 
 class TransformOptions(_Strict):
@@ -397,7 +412,7 @@ Constraint = Annotated[
 class PipelineConfig(_Strict):
     """Everything a run needs besides the source path and the output folder."""
 
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0)] = 0
     source: SourceOptions = Field(default_factory=SourceOptions)
     entity_key: str | None = None
     columns: dict[str, ColumnOverride] = Field(default_factory=dict)
@@ -464,12 +479,20 @@ def load_config(path: str | Path | None) -> PipelineConfig:
     if path is None:
         return PipelineConfig()
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config {path} is a folder; give the YAML file in it")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (is it a YAML file?)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of settings, got {type(data).__name__}")
     return _rooted(parse_config(data, origin=str(path)), path)

@@ -26,6 +26,10 @@ class SchemaError(SynthError):
     """The data does not fit the schema (wrong types, unknown columns, empty table)."""
 
 
+class OutputError(SynthError):
+    """An output cannot be written: a path through a file, no space left, read-only, not permitted."""
+
+
 class ModelError(SynthError):
     """A saved model cannot be loaded or used (missing files, incompatible versions)."""
 

@@ -9,7 +9,8 @@ Inference rules (each overridable per column in the config):
 * Arrow booleans -> boolean; timestamps and dates -> datetime.
 * Integer or text columns whose name reads like an identifier (``subject_id``,
   ``PatientId``, ``patient_nbr``) and that hold many distinct values -> identifier;
-  so do text or integer columns that are distinct on every row of a large table.
+  so do integer columns distinct on every row of a large table (1,000 rows), and text
+  columns distinct on every row of 20 or more.
 * Integers (or whole-valued floats) with at most ``INTEGER_CATEGORY_LIMIT`` distinct
   values -> categorical (codes such as ``admission_type_id``, or ``sex`` stored as
   0.0/1.0); other numbers -> numerical.
@@ -47,6 +48,9 @@ from synth.pii.categories import KEY_CATEGORIES, PiiHandling
 INTEGER_CATEGORY_LIMIT = 10
 _ID_NAME = re.compile(r"(^|[_\s.])(id|nbr|num|number|key|no)$|[a-z0-9](Id|ID|Nbr|Key)$", re.IGNORECASE)
 _MIN_ROWS_FOR_UNIQUE_ID = 1_000
+#: Text with a different value on every one of this many rows is a label, not a category: modelled as
+#: categories, each synthetic row would carry a real row's value.
+_MIN_ROWS_FOR_UNIQUE_TEXT = 20
 _MIN_DISTINCT_FOR_NAMED_ID = 100
 _PII_SAMPLE_STREAM = 0x9111
 
@@ -253,7 +257,7 @@ def _classify(dtype: pa.DataType, name: str, distinct: int, non_null: int, confi
     if named_like_id:
         # `patient_nbr` with 70k values is a key; `admission_type_id` with 8 is a code.
         return ColumnKind.IDENTIFIER if distinct >= _MIN_DISTINCT_FOR_NAMED_ID else ColumnKind.CATEGORICAL
-    if distinct == non_null and non_null >= _MIN_ROWS_FOR_UNIQUE_ID:
+    if distinct == non_null and non_null >= (_MIN_ROWS_FOR_UNIQUE_TEXT if is_text else _MIN_ROWS_FOR_UNIQUE_ID):
         return ColumnKind.IDENTIFIER
     if is_text:
         return ColumnKind.CATEGORICAL if distinct <= config.transforms.max_categories else ColumnKind.IDENTIFIER

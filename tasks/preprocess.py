@@ -16,6 +16,7 @@ from prefect.tasks import exponential_backoff
 from synth.config import PipelineConfig
 from synth.errors import SynthError
 from synth.expectations import GateResult
+from synth.io.outputs import check_output
 from synth.io.uri import is_remote, local_path
 from synth.preprocess import Prepared, preprocess
 from synth.preprocess.partitions import source_fingerprint
@@ -73,6 +74,7 @@ def open_run_folders(fingerprint: str, config: PipelineConfig, output: str, work
     output = output.replace("{month}", scheduled.strftime("%Y-%m"))
     if not is_remote(output):
         check_outside(work_root or default_work_root(), local_path(output))
+    check_output(output)
     work = open_work_dir(run_key(fingerprint, config, output), work_root, output=output)
     local = str(Path(work.path) / "output") if is_remote(output) else str(local_path(output))
     get_run_logger().info(f"work folder {work.path}; outputs to {output}")

@@ -140,8 +140,8 @@ def test_csv_source_is_staged_as_parquet_partitions(diabetes_rows, tmp_path):
 
 
 def test_conflicting_partition_types_name_both_files(tmp_path):
-    pq.write_table(pa.table({"a": [1, 2], "b": ["x", "y"]}), tmp_path / "p0.parquet")
-    pq.write_table(pa.table({"a": ["one", "two"], "b": ["x", "z"]}), tmp_path / "p1.parquet")
+    pq.write_table(pa.table({"a": [1, 2] * 10, "b": ["x", "y"] * 10}), tmp_path / "p0.parquet")
+    pq.write_table(pa.table({"a": ["one", "two"] * 10, "b": ["x", "z"] * 10}), tmp_path / "p1.parquet")
     with pytest.raises(SchemaError, match=r"'a' is int64 in .*p0\.parquet but string in .*p1\.parquet"):
         preprocess(str(tmp_path), PipelineConfig(), tmp_path / "work", workers=1, log=lambda _: None)
 

@@ -39,7 +39,7 @@ def test_a_date_column_with_a_stray_value_stays_text_and_a_wrong_format_is_an_er
     assert table["a"].to_pylist() == ["2020-01-02", "unknown"]
     parsed = read_table(path, parse_config({"columns": {"b": {"datetime_format": "%d/%m/%Y"}}}))
     assert parsed["b"].to_pylist()[1].month == 1 and parsed["b"].to_pylist()[1].day == 3
-    with pytest.raises(SourceError, match="column 'b': 2 values do not match datetime_format"):
+    with pytest.raises(SourceError, match="column 'b': 2 of 2 values do not match datetime_format"):
         read_table(path, parse_config({"columns": {"b": {"datetime_format": "%Y-%m-%d"}}}))
 
 
@@ -64,7 +64,7 @@ def test_parquet_file_folder_and_glob_give_the_same_rows(tmp_path):
         (lambda p: p, "a folder with no .parquet files"),
         (lambda p: _write(p / "data.xlsx", "x"), "cannot tell the format"),
         (lambda p: _write(p / "empty.csv", ""), "empty"),
-        (lambda p: _write(p / "header.csv", "a,b\n"), "empty"),
+        (lambda p: _write(p / "header.csv", "a,b\n"), r"has a header \(2 columns\) but no rows"),
         (lambda p: _write(p / "broken.parquet", "not parquet"), "cannot read Parquet"),
     ],
 )

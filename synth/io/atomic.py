@@ -16,6 +16,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -25,25 +26,66 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from synth.errors import OutputError
+
 TMP_PREFIX = ".tmp-"
+
+
+_FULL = "free some space or choose another location, then run again"
+_REFUSED = "choose another location, or make this one writable"
+#: Errors of the storage itself, the same on every attempt: no space, no quota, read-only, no permission,
+#: a path through a file. Raised as :class:`OutputError` naming the path (the user can act; a retry cannot).
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: ("no space left on the device", _FULL),
+    errno.EDQUOT: ("the disk quota is exhausted", _FULL),
+    errno.EROFS: ("the file system is read-only", _REFUSED),
+    errno.EACCES: ("permission denied", _REFUSED),
+    errno.EPERM: ("operation not permitted", _REFUSED),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "choose another location"),
+    errno.EEXIST: ("a part of the path is a file, not a folder", "choose another location"),
+}
+_ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]|\(os error (\d+)\)")
+
+
+def write_refused(error: BaseException, path: str | Path) -> OutputError | None:
+    """An :class:`OutputError` naming ``path`` if ``error`` is the storage refusing a write, else ``None``."""
+    if isinstance(error, OutputError):
+        return error
+    code = getattr(error, "errno", None)
+    if code is None:  # Arrow and Polars (Rust) give the code in their message only
+        found = _ERRNO_IN_TEXT.search(str(error))
+        code = int(found.group(1) or found.group(2)) if found else None
+    if code not in _STORAGE_ERRNOS:
+        return None
+    reason, advice = _STORAGE_ERRNOS[code]
+    return OutputError(f"cannot write {path}: {reason}; {advice}")
 
 
 @contextlib.contextmanager
 def atomic_path(final: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it over ``final`` on success."""
+    """Yield a temporary path beside ``final``; rename it over ``final`` on success.
+
+    Raises:
+        OutputError: the storage refused the write (full, read-only, not permitted); the
+            temporary file is removed and ``final`` is left as it was.
+    """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + final.name + ".", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = None
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + final.name + ".", dir=final.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual mode
         fsync_path(tmp_path)
         os.replace(tmp_path, final)
         fsync_path(final.parent)
+    except OSError as exc:
+        raise write_refused(exc, final) or exc
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -51,15 +93,22 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; swap it in for ``final`` on success.
 
     An existing ``final`` is replaced only after the new folder is complete.
+
+    Raises:
+        OutputError: the storage refused the write; the temporary folder is removed.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name + ".", dir=final.parent))
+    tmp_path = None
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + final.name + ".", dir=final.parent))
         yield tmp_path
         replace_dir(tmp_path, final)
+    except OSError as exc:
+        raise write_refused(exc, final) or exc
     finally:
-        shutil.rmtree(tmp_path, ignore_errors=True)
+        if tmp_path is not None:
+            shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def replace_dir(source: str | Path, destination: str | Path) -> Path:

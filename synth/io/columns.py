@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
+from synth.errors import SourceError
+
 #: Headers that mean "no name": empty, pandas' and readr's placeholders, Polars' repeats of an empty header.
 _NO_NAME = re.compile(r"^(\s*|Unnamed: \d+|\.\.\.\d+|_duplicated_\d+)$")
 _EMPTY = re.compile(r"^(\s*|_duplicated_\d+)$")  # how Polars reads empty headers
@@ -65,6 +67,24 @@ class ColumnNaming:
 def is_unnamed(name: str) -> bool:
     """Whether a header means "no name" (empty, ``Unnamed: 0``, ``...1``, a repeated empty header)."""
     return bool(_NO_NAME.match(name))
+
+
+def check_unique_names(where: str, names: Sequence[str]) -> None:
+    """Refuse two columns with one name: which one a config, a check or a report means would be a guess.
+
+    Raises:
+        SourceError: naming the columns' positions (counting from 0, as ``unnamed_<position>``) and the name.
+    """
+    seen: dict[str, list[int]] = {}
+    for position, name in enumerate(names):
+        if not is_unnamed(name):
+            seen.setdefault(name.strip(), []).append(position)
+    for name, positions in seen.items():
+        if len(positions) > 1:
+            raise SourceError(
+                f"{where}: columns {', '.join(map(str, positions))} (counting from 0) are all named {name!r}; "
+                "give each column its own name"
+            )
 
 
 def name_columns(names: Sequence[str], frames: Sequence[pl.LazyFrame], keep_row_index: bool = False) -> ColumnNaming:

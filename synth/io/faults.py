@@ -139,3 +139,8 @@ def _structured(error: BaseException) -> str | None:
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def read_failure(exc: BaseException, what: str, user_error: SynthError) -> Exception:
+    """A :class:`TransientError` for ``what`` when ``exc`` may pass, else ``user_error`` (an explained one)."""
+    return user_error if transient_fault(exc) is None else storage_error(exc, what)

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import fsspec
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -23,7 +24,8 @@ import pyarrow.dataset as ds
 from synth.config import ColumnKind, PipelineConfig
 from synth.errors import SourceError
 from synth.io.columns import ColumnNaming, name_columns
-from synth.io.faults import storage_error
+from synth.io.csv_files import explain_failure, inspect_csv, needs_reencoding, polars_encoding, reencode_to_bytes
+from synth.io.faults import read_failure
 from synth.io.uri import PARQUET_SUFFIXES, filesystem, format_from_names, is_remote, list_files
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
@@ -59,7 +61,7 @@ def read_table(
         names = [Path(p).name for p in paths]
     fmt = format_from_names(names, paths[0], config.source.format)
     if fmt == "csv":
-        table, naming = _read_csv(paths, config, fs)
+        table, naming = _read_csv([f.uri for f in files] if fs is not None else paths, config)
     else:
         table, naming = _read_parquet(paths, columns, keep_row_index=config.source.row_index == "keep", fs=fs)
     for note in naming.notes if log else ():
@@ -113,27 +115,38 @@ def _read_parquet(
         raise storage_error(exc, f"cannot read Parquet {paths[0]}") from None
 
 
-def _read_csv(paths: list[str], config: PipelineConfig, fs=None) -> tuple[pa.Table, ColumnNaming]:
+def _read_csv(paths: list[str], config: PipelineConfig) -> tuple[pa.Table, ColumnNaming]:
+    """Read CSV files (local paths or fsspec URIs), each checked by :func:`inspect_csv` first."""
     text_columns = {
         name: pl.String for name, col in config.columns.items() if col.kind is ColumnKind.IDENTIFIER
     }
-    frames = []
+    frames, notes = [], []
     for path in paths:
+        layout = inspect_csv(str(path), config.source)
+        notes.append(layout.note(str(path)))
         try:
+            if needs_reencoding(config.source):
+                data = reencode_to_bytes(path, config.source.encoding)
+            elif is_remote(path):
+                with fsspec.open(path, "rb", compression="infer") as remote:
+                    data = remote.read()
+            else:
+                data = path
             frame = pl.read_csv(
-                path if fs is None else fs.cat_file(path),
-                separator=config.source.separator,
+                data,
+                separator=layout.separator,
                 null_values=config.source.na_values or None,
                 infer_schema_length=None,
                 schema_overrides=text_columns or None,
-                encoding=config.source.encoding,
+                encoding=polars_encoding(config.source),
             )
         except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
-            raise storage_error(exc, f"cannot read CSV {path}") from None
+            raise read_failure(exc, f"cannot read CSV {path}", explain_failure(str(path), config.source, layout, exc)) from None
         if frame.width == 0 or frame.height == 0:
-            raise SourceError(f"{path}: the CSV file is empty")
+            raise SourceError(f"{path}: the file has a header ({frame.width} columns) but no rows")
         frames.append(frame)
     naming = name_columns(frames[0].columns, [f.lazy() for f in frames], config.source.row_index == "keep")
+    naming = ColumnNaming(naming.renames, naming.row_index, tuple(n for n in notes if n) + naming.notes)
     frames = [parse_datetimes(naming.apply_lazy(f.lazy()).collect(), config) for f in frames]
     try:
         frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
@@ -165,9 +178,14 @@ def parse_datetimes(frame: pl.DataFrame, config: PipelineConfig) -> pl.DataFrame
         try:
             parsed[name] = frame[name].str.to_datetime(fmt, time_unit="us", strict=True)
         except pl.exceptions.PolarsError:
-            if fmt is not None:
-                failed = frame[name].str.to_datetime(fmt, time_unit="us", strict=False).null_count() - frame[name].null_count()
-                raise SourceError(f"column {name!r}: {failed} values do not match datetime_format {fmt!r}") from None
+            if declared is None or (fmt is None and declared.kind is not ColumnKind.DATETIME):
+                continue  # undeclared: stays text (the run's log says why)
+            failed = frame[name].str.to_datetime(fmt, time_unit="us", strict=False).null_count() - frame[name].null_count()
+            what = f"do not match datetime_format {fmt!r}" if fmt else "are not valid ISO 8601 dates (e.g. 30 February)"
+            raise SourceError(
+                f"column {name!r}: {failed} of {len(frame) - frame[name].null_count()} values {what}; fix them, "
+                "or list them under source.na_values to read them as missing"
+            ) from None
     return frame.with_columns(**parsed) if parsed else frame
 
 

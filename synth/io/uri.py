@@ -22,7 +22,7 @@ from synth.errors import SourceError
 from synth.io.faults import storage_error
 
 SQL_PREFIX = "sql:"
-CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")  # .txt last: only when named (see list_files)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _EXTRAS = {"s3": "s3", "s3a": "s3", "abfs": "azure", "abfss": "azure", "az": "azure"}
 
@@ -89,7 +89,8 @@ def list_files(source: str) -> list[DataFile]:
         elif (kind := _kind(fs, path)) is None:
             raise SourceError(f"source not found: {source}")
         elif kind == "directory":
-            found = [p for p in fs.find(path) if p.lower().endswith(PARQUET_SUFFIXES + CSV_SUFFIXES)]
+            # Not .txt: a README beside the data is not part of the extract (a .txt file given by name is).
+            found = [p for p in fs.find(path) if p.lower().endswith(PARQUET_SUFFIXES + CSV_SUFFIXES[:-1])]
             found = [p for p in found if not _hidden(p, path)]
             if not found:
                 raise SourceError(f"{source} is a folder with no .parquet or .csv files in it")
@@ -110,10 +111,11 @@ def _kind(fs: fsspec.AbstractFileSystem, path: str) -> str | None:
         return None
 
 
-def check_source(source: str) -> None:
-    """Fail fast, with a clear message, on a file source that does not exist (SQL is checked later)."""
+def check_source(source: str, declared_format: str = "auto") -> None:
+    """Fail fast, with a clear message, on a file source that does not exist or whose format is unknown
+    (SQL is checked later)."""
     if not is_sql(source):
-        list_files(source)
+        file_format(list_files(source), declared_format)
 
 
 def files_fingerprint(files: list[DataFile]) -> str:

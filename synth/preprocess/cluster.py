@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 from distributed import Client, LocalCluster, as_completed
 
+from synth.errors import SynthError
+
 T = TypeVar("T")
 MAX_DEFAULT_WORKERS = 8
 _ONE_THREAD = {
@@ -104,15 +106,33 @@ def iter_partitions(
     rest and is raised as it was raised on the worker. ``on_result(done, total)`` reports
     progress.
     """
-    futures = [client.submit(function, item, *args, pure=False) for item in items]
+    futures = [client.submit(_returning_user_errors, function, item, *args, pure=False) for item in items]
     position = {f.key: n for n, f in enumerate(futures)}
     try:
         for done, future in enumerate(as_completed(futures), start=1):
             result = future.result()
             future.release()
+            if isinstance(result, _UserError):
+                raise result.error
             if on_result is not None:
                 on_result(done, len(futures))
             yield position[future.key], result
     except BaseException:
         client.cancel(futures)
         raise
+
+
+class _UserError:
+    """A :class:`SynthError` a worker hit, carried back as a result (see :func:`_returning_user_errors`)."""
+
+    def __init__(self, error: SynthError):
+        self.error = error
+
+
+def _returning_user_errors(function: Callable[..., T], *args: Any) -> T | _UserError:
+    # A task that raises is logged by its worker as "Compute Failed" with a traceback, which
+    # reaches the console; an error the user can fix (a corrupt file) must read as one line.
+    try:
+        return function(*args)
+    except SynthError as error:
+        return _UserError(error)

@@ -130,6 +130,7 @@ class PartitionReport:
     stats: dict
     outcomes: list[Outcome] | None = None
     cast_failures: dict[str, int] = field(default_factory=dict)
+    non_finite: dict[str, int] = field(default_factory=dict)  # NaN and infinities, now missing
     worker: str = ""  # host:pid of the process that cleaned it
 
     def to_dict(self) -> dict:
@@ -145,9 +146,13 @@ def clean_partition(partition: Partition, plan: CleanPlan) -> PartitionReport:
     """Conform, validate, split and write one partition; returns (and saves) its report."""
     root = Path(plan.clean_dir)
     raw = read_partition(partition, plan.schema.names)
-    # Validated after conforming: every column has its schema type (values that do not fit are
-    # nulls, counted as cast failures), so a value check never meets a type it cannot handle.
-    table, cast_failures = conform(_parse_dates(raw, plan.schema), plan.schema)
+    # Validated after conforming: every column has its schema type (values that do not fit, dates
+    # that do not parse, are nulls, counted as cast failures), so a value check never meets a type
+    # it cannot handle. NaN and infinities are missing values too, counted apart: they are not errors.
+    dated, date_failures = _parse_dates(raw, plan.schema)
+    table, cast_failures = conform(dated, plan.schema)
+    table, non_finite = finite_or_null(table)
+    cast_failures = {k: cast_failures.get(k, 0) + date_failures.get(k, 0) for k in {*cast_failures, *date_failures}}
     # Generalised identifiers (a date of birth, a postcode) are stored generalised: nothing
     # downstream, training included, ever reads them at full precision.
     table = generalised_table(table, plan.schema.direct_identifiers)
@@ -175,6 +180,7 @@ def clean_partition(partition: Partition, plan: CleanPlan) -> PartitionReport:
         stats=column_stats(table, plan.schema),
         outcomes=outcomes,
         cast_failures=cast_failures,
+        non_finite=non_finite,
         worker=f"{socket.gethostname()}:{os.getpid()}",
     )
     write_json_atomic(root / "_parts" / REPORT.format(partition.index), report.to_dict())
@@ -220,8 +226,9 @@ def _cast(column: pa.ChunkedArray, spec: ColumnSpec) -> pa.ChunkedArray:
         return pa.chunked_array([series.cast(target_pl, strict=False).to_arrow()]).cast(target)
 
 
-def _parse_dates(table: pa.Table, schema: Schema) -> pa.Table:
-    """Text columns the schema calls datetimes, parsed (declared format, else ISO 8601)."""
+def _parse_dates(table: pa.Table, schema: Schema) -> tuple[pa.Table, dict[str, int]]:
+    """Text columns the schema calls datetimes, parsed (declared format, else ISO 8601); failures counted."""
+    failures = {}
     for spec in schema.of_kind(ColumnKind.DATETIME):
         if spec.name not in table.column_names:
             continue
@@ -229,9 +236,25 @@ def _parse_dates(table: pa.Table, schema: Schema) -> pa.Table:
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             continue
         series = pl.from_arrow(column)
-        parsed = series.str.to_datetime(spec.datetime_format, strict=False, time_unit="us").to_arrow()
-        table = table.set_column(table.column_names.index(spec.name), spec.name, parsed)
-    return table
+        parsed = series.str.to_datetime(spec.datetime_format, strict=False, time_unit="us")
+        if parsed.null_count() > series.null_count():
+            failures[spec.name] = parsed.null_count() - series.null_count()
+        table = table.set_column(table.column_names.index(spec.name), spec.name, parsed.to_arrow())
+    return table, failures
+
+
+def finite_or_null(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+    """``table`` with NaN and infinities of its float columns made missing, and how many per column."""
+    counts = {}
+    for i, name in enumerate(table.column_names):
+        column = table[name]
+        if not pa.types.is_floating(column.type):
+            continue
+        odd = pc.sum(pc.invert(pc.is_finite(column))).as_py() or 0  # nulls count as neither
+        if odd:
+            counts[name] = odd
+            table = table.set_column(i, name, pc.if_else(pc.is_finite(column), column, pa.scalar(None, column.type)))
+    return table, counts
 
 
 # -- statistics -----------------------------------------------------------------------------
@@ -251,6 +274,7 @@ def column_stats(table: pa.Table, schema: Schema) -> dict:
                     "sum": pc.sum(values).as_py(),
                     "sum_squares": pc.sum(pc.multiply(values, values)).as_py(),
                     "count": len(values),
+                    "negative": pc.sum(pc.less(values, 0)).as_py(),
                 }
         elif spec.kind is ColumnKind.DATETIME:
             bounds = pc.min_max(column)
@@ -280,7 +304,8 @@ def merge_stats(parts: list[dict], schema: Schema) -> dict:
             count = sum(e["count"] for e in with_values)
             mean = sum(e["sum"] for e in with_values) / count
             variance = max(sum(e["sum_squares"] for e in with_values) / count - mean * mean, 0.0)
-            entry |= {"count": count, "mean": mean, "std": variance**0.5}
+            entry |= {"count": count, "mean": mean, "std": variance**0.5,
+                      "negative": sum(e.get("negative", 0) for e in with_values)}
         if spec.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
             counts: dict[str, int] = {}
             for e in entries:

@@ -24,12 +24,13 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from synth.config import ColumnKind, PipelineConfig
+from synth.config import ColumnKind, PipelineConfig, SourceOptions
 from synth.errors import SourceError
 from synth.io import sql
-from synth.io.atomic import remove_stale_temporaries, write_parquet_atomic
-from synth.io.columns import ColumnNaming, name_columns
-from synth.io.faults import storage_error
+from synth.io.atomic import TMP_PREFIX, remove_stale_temporaries, write_parquet_atomic, write_refused
+from synth.io.columns import ColumnNaming, check_unique_names, name_columns
+from synth.io.csv_files import explain_failure, inspect_csv, needs_reencoding, polars_encoding, reencode_to_file
+from synth.io.faults import read_failure, storage_error, transient_fault
 from synth.io.uri import DataFile, file_format, files_fingerprint, filesystem, is_remote, is_sql, list_files
 
 RAW_PART = "raw-{:05d}.parquet"
@@ -59,6 +60,9 @@ def plan_source(
     try:
         naming = _naming([_lazy(u) for u in uris], config, log)
     except (pl.exceptions.PolarsError, pa.ArrowInvalid, OSError) as exc:
+        if transient_fault(exc) is None:
+            for uri in uris:  # Polars refuses two columns with one name: say which
+                check_unique_names(uri, _metadata(uri).schema.to_arrow_schema().names)
         raise storage_error(exc, f"cannot read Parquet {uris[0]}") from None
     return plan_files(uris, config.preprocess.partition_rows, naming)
 
@@ -90,7 +94,8 @@ def plan_files(uris: list[str], partition_rows: int, naming: ColumnNaming = Colu
         if groups or metadata.num_row_groups == 0:
             partitions.append(Partition(len(partitions), uri, tuple(groups), rows, naming))
     if not any(p.rows for p in partitions):
-        raise SourceError(f"the extract has no rows ({len(uris)} files)")
+        raise SourceError(f"{uris[0]}: the file has no rows" if len(uris) == 1 else
+                          f"none of the extract's {len(uris)} files has a row (e.g. {uris[0]})")
     return partitions
 
 
@@ -142,36 +147,51 @@ def _stage_csv(files: list[DataFile], config: PipelineConfig, raw_dir: Path, log
     source = config.source
     text_columns = {name: pl.String for name, col in config.columns.items() if col.kind is ColumnKind.IDENTIFIER}
     _clear(raw_dir)
+    layouts = [inspect_csv(f.uri, source) for f in files]
+    for note in dict.fromkeys(layout.note(f.uri) for f, layout in zip(files, layouts, strict=True)):
+        if note:
+            log(note)
+    readable = [_utf8(f.uri, source, raw_dir / f"{TMP_PREFIX}utf8-{n:05d}.csv") for n, f in enumerate(files)]
 
-    def scan(file: DataFile) -> pl.LazyFrame:
+    def scan(n: int) -> pl.LazyFrame:
         return pl.scan_csv(
-            file.uri,
-            separator=source.separator,
+            readable[n],
+            separator=layouts[n].separator,
             null_values=source.na_values or None,
             infer_schema_length=None,
             schema_overrides=text_columns or None,
-            encoding=source.encoding,
+            encoding=polars_encoding(source),
         )
 
     try:
-        naming = _naming([scan(f) for f in files], config, log)
+        naming = _naming([scan(n) for n in range(len(files))], config, log)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise storage_error(exc, f"cannot read CSV {files[0].uri}") from None
+        raise read_failure(exc, f"cannot read CSV {files[0].uri}", explain_failure(files[0].uri, source, layouts[0], exc)) from None
     staged = []
     for n, file in enumerate(files):
         target = raw_dir / f".tmp-csv-{n:05d}"
         try:
-            naming.apply_lazy(scan(file)).sink_parquet(pl.PartitionBy(target, max_rows_per_file=config.preprocess.partition_rows), mkdir=True)
+            naming.apply_lazy(scan(n)).sink_parquet(
+                pl.PartitionBy(target, max_rows_per_file=config.preprocess.partition_rows), mkdir=True
+            )
         except (pl.exceptions.PolarsError, OSError) as exc:
-            raise storage_error(exc, f"cannot read CSV {file.uri}") from None
+            raise write_refused(exc, raw_dir) or read_failure(
+                exc, f"cannot read CSV {file.uri}", explain_failure(file.uri, source, layouts[n], exc)
+            ) from None
         for k, part in enumerate(sorted(target.glob("*.parquet"))):
             final = raw_dir / f"csv-{n:05d}-{k:05d}.parquet"
             part.rename(final)
             staged.append(str(final))
         target.rmdir()
+    remove_stale_temporaries(raw_dir)  # the UTF-8 copies
     log(f"staged {len(files)} CSV file(s) as {len(staged)} Parquet part(s)")
     (raw_dir / "_SUCCESS").touch()
     return staged
+
+
+def _utf8(uri: str, source: SourceOptions, copy: Path) -> str:
+    """``uri`` itself, or a UTF-8 copy of it in the work folder when its encoding is one Polars cannot read."""
+    return str(reencode_to_file(uri, source.encoding, copy)) if needs_reencoding(source) else uri
 
 
 def _stage_sql(source: str, config: PipelineConfig, raw_dir: Path, log: Callable[[str], None]) -> list[str]:

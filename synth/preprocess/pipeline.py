@@ -29,8 +29,10 @@ import polars as pl
 import pyarrow as pa
 from distributed import Client
 
+from synth import assumptions
 from synth.config import PipelineConfig
 from synth.crashpoints import crash_point
+from synth.errors import SchemaError
 from synth.expectations import (
     UNIQUE,
     GateResult,
@@ -53,6 +55,7 @@ from synth.preprocess.partition_work import (
     clean_partition,
     count_duplicates,
     finish_sample,
+    finite_or_null,
     keep_smallest,
     load_report,
     merge_stats,
@@ -63,6 +66,9 @@ from synth.pii.rules import generalised_table
 from synth.schema import Schema, infer_schema
 
 KEY_BUCKET_ROWS = 4_000_000  # hashes per duplicate-count bucket (8 bytes each)
+#: Fewer rows cannot be split into training, validation and holdout rows that each hold something
+#: (the mixture transforms need two values, the evaluation's splits one row per class).
+MIN_ROWS = 20
 
 Log = Callable[[str], None]
 
@@ -118,6 +124,11 @@ def preprocess(
     work = Path(work_dir)
     partitions = plan_source(source, config, work / "raw", log)
     rows = sum(p.rows for p in partitions)
+    if rows < MIN_ROWS:
+        raise SchemaError(
+            f"{source}: {rows} row{'s' * (rows != 1)}; at least {MIN_ROWS} are needed to train a model and keep some "
+            "rows unseen for the privacy checks"
+        )
     address = dask_address or config.preprocess.dask_address
     n_workers = workers or config.preprocess.workers
     log(f"{rows:,} rows in {len(partitions)} partitions; Dask {'at ' + address if address else 'local cluster'}")
@@ -139,6 +150,8 @@ def preprocess(
         cast_failures=_sum_counts(r.cast_failures for r in reports),
     )
     stats = {"rows": gate.rows, "columns": merge_stats([r.stats for r in reports], schema)}
+    for note in assumptions.from_stats(stats, schema, _sum_counts(r.non_finite for r in reports)):
+        log(note)
     stats_path = write_json_atomic(work / "stats.json", stats)
     report_path = write_text_atomic(work / "validation.md", gate.markdown())
     write_json_atomic(work / "validation.json", gate.to_dict())
@@ -175,12 +188,16 @@ def _schema_and_suite(
             except (pa.ArrowInvalid, pa.ArrowTypeError):
                 check_unified(schemas, files)  # names the column and the two files that disagree
                 raise
-    raw_schema = _typed(check_unified(schemas, files), log)
+    raw_schema = _typed(check_unified(schemas, files))
+    for note in _missing_columns(schemas, raw_schema, files):
+        log(note)
     sample = finish_sample(sample, raw_schema)
-    sample = parse_datetimes(pl.from_arrow(sample), config).to_arrow()
+    sample, _ = finite_or_null(parse_datetimes(pl.from_arrow(sample), config).to_arrow())
     schema = infer_schema(sample, config)
     for identifier in schema.direct_identifiers:
         log(identifier.describe())
+    for note in assumptions.from_sample(sample, schema, config):
+        log(note)
     sample = generalised_table(sample, schema.direct_identifiers)  # profiled as the clean data will hold them
     profile = profile_sample(sample, schema, config.transforms.max_categories)
     expectations = build_expectations(schema, profile, config.validation)
@@ -190,18 +207,30 @@ def _schema_and_suite(
     return schema, expectations
 
 
-def _typed(schema: pa.Schema, log: Log) -> pa.Schema:
+def _typed(schema: pa.Schema) -> pa.Schema:
     """``schema`` with text in place of Arrow's null type: a column no partition has a value in.
 
     A SQL query or a pandas-written Parquet file types such a column ``null``; kept as an
     empty text column, it reaches the synthetic data as it is (all missing), as it does
-    from a CSV file, where Polars reads it as text.
+    from a CSV file, where Polars reads it as text. The log says so (:mod:`synth.assumptions`).
     """
     for i, f in enumerate(schema):
         if pa.types.is_null(f.type):
-            log(f"column {f.name!r} has no value in any row: kept as an empty text column")
             schema = schema.set(i, f.with_type(pa.string()))
     return schema
+
+
+def _missing_columns(schemas: dict[int, pa.Schema], unified: pa.Schema, files: dict[int, str]) -> list[str]:
+    """A sentence for each column some partitions lack (their rows read it as missing)."""
+    notes = []
+    for name in unified.names:
+        lacking = [index for index in sorted(schemas) if name not in schemas[index].names]
+        if lacking:
+            notes.append(
+                f"column {name!r} is missing from {len(lacking)} of {len(schemas)} partitions (e.g. "
+                f"{files[lacking[0]]}): read as missing there"
+            )
+    return notes
 
 
 def _clean_all(

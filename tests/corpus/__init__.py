@@ -1,0 +1,1 @@
+"""Test corpora: inputs built by code, each with the outcome it must produce."""
