@@ -42,6 +42,8 @@ from synth.work import TOKEN, make_private_dir, record_run
 
 LOCK = ".synth-run.lock"
 LEASE_SECONDS = 300.0
+#: A takeover turn lasts milliseconds; one older than this was left by a newcomer that died in it.
+TAKEOVER_SECONDS = 30.0
 #: Locks written before leases existed name no lease: from another machine, they are
 #: taken to last as long as a run may (the flows' default timeout).
 LEGACY_LEASE_SECONDS = 24 * 3600.0
@@ -153,8 +155,8 @@ class OutputLock:
     A live holder renews its lease, so it is never taken over unless it stalls for longer
     than the lease; then it has lost the lock, and it fails when it leaves the block rather
     than pass as the folder's only writer. Taking over is safe against several newcomers at
-    once: the stale file is renamed aside (only one rename can win) and checked to be the
-    file that was judged stale before the new lock is created.
+    once: they take turns to remove it (an exclusive turn file), each checking that the lock
+    is still the file it judged stale, and ``link`` lets exactly one of them create the new one.
 
     On acquiring, leftovers of writes a crash interrupted (``.tmp-*``) are removed: the
     holder is the folder's only writer.
@@ -180,7 +182,7 @@ class OutputLock:
             "owner": self.owner, "host": socket.gethostname(), "machine": _machine(), "pid": me.pid,
             "started": me.create_time(), "since": time.time(), "lease_seconds": self.lease, "token": self.token,
         }
-        for _ in range(3):
+        for _ in range(5):
             if self._create(record):
                 self._heartbeat = threading.Thread(target=self._renew, name="synth-output-lock", daemon=True)
                 self._heartbeat.start()
@@ -236,17 +238,32 @@ class OutputLock:
                     leftover.unlink()
 
     def _take_over(self, judged: os.stat_result) -> None:
-        aside = self.path.with_name(f"{TMP_PREFIX}{LOCK}.{uuid.uuid4().hex}.stale")
+        """Remove the lock judged stale, if it is still that file; one newcomer at a time.
+
+        Newcomers that judged the same lock stale take turns (an exclusive ``.takeover``
+        file): the one whose turn it is checks that the lock is still the file it judged
+        (same inode, untouched since) and removes it; then every newcomer tries to create
+        the lock again, and ``link`` lets exactly one in. A newcomer that finds another's
+        turn in progress waits a moment and judges again.
+        """
+        turn = self.path.with_name(LOCK + ".takeover")
         try:
-            os.rename(self.path, aside)
+            os.close(os.open(turn, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - os.stat(turn).st_mtime > TAKEOVER_SECONDS:  # its taker died mid-turn
+                    os.unlink(turn)
+            time.sleep(0.05)
+            return
+        try:
+            current = os.stat(self.path)
+            if (current.st_ino, current.st_dev, current.st_mtime_ns) == (judged.st_ino, judged.st_dev,
+                                                                          judged.st_mtime_ns):
+                os.unlink(self.path)
         except FileNotFoundError:
-            return  # another newcomer moved it first
-        moved = os.stat(aside)
-        if (moved.st_ino, moved.st_dev) != (judged.st_ino, judged.st_dev):
-            # A newcomer took the lock between our judgement and our rename: give it back.
-            with contextlib.suppress(FileExistsError):
-                os.link(aside, self.path)
-        os.unlink(aside)
+            pass  # its holder released it meanwhile
+        finally:
+            os.unlink(turn)
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease / 10):

@@ -102,8 +102,9 @@ def runs(tmp_path_factory, prefect_server) -> Runs:  # noqa: F811
 
 @pytest.fixture(scope="module")
 def baseline(runs) -> dict:
-    """Three commands at once: two on output ``a``, one on output ``b``."""
-    started = {"a1": runs.start("a"), "a2": runs.start("a"), "b": runs.start("b")}
+    """Three commands at once: two on output ``a``, one on output ``b`` (work folders kept, to count them)."""
+    started = {"a1": runs.start("a", "--keep-work"), "a2": runs.start("a", "--keep-work"),
+               "b": runs.start("b", "--keep-work")}
     return {name: runs.finish(process) for name, process in started.items()}
 
 

@@ -301,7 +301,7 @@ def test_a_fault_that_outlasts_the_retries_fails_the_run_after_the_last_attempt(
 def test_a_fault_that_outlasts_the_retries_is_one_line_and_exit_75(monkeypatch, tmp_path):
     import flows.cli as cli
 
-    def unreachable(source):
+    def unreachable(source, declared_format="auto"):
         raise TransientError(f"cannot list {source}: Connection reset by peer (a transient fault: ECONNRESET)")
 
     monkeypatch.setattr(cli, "check_source", unreachable)

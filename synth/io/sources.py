@@ -25,7 +25,7 @@ from synth.config import ColumnKind, PipelineConfig
 from synth.errors import SourceError
 from synth.io.columns import ColumnNaming, name_columns
 from synth.io.csv_files import explain_failure, inspect_csv, needs_reencoding, polars_encoding, reencode_to_bytes
-from synth.io.faults import read_failure
+from synth.io.faults import read_failure, storage_error
 from synth.io.uri import PARQUET_SUFFIXES, filesystem, format_from_names, is_remote, list_files
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")

@@ -60,7 +60,7 @@ def plan_source(
     try:
         naming = _naming([_lazy(u) for u in uris], config, log)
     except (pl.exceptions.PolarsError, pa.ArrowInvalid, OSError) as exc:
-        if transient_fault(exc) is None:
+        if isinstance(exc, pl.exceptions.PolarsError) and transient_fault(exc) is None:
             for uri in uris:  # Polars refuses two columns with one name: say which
                 check_unique_names(uri, _metadata(uri).schema.to_arrow_schema().names)
         raise storage_error(exc, f"cannot read Parquet {uris[0]}") from None
