@@ -9,7 +9,10 @@ forgets queued faults and recorded calls.
 
 from __future__ import annotations
 
+import uuid
+
 import fsspec
+import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 
@@ -70,3 +73,13 @@ def remove(root: str) -> None:
     memory = fsspec.filesystem("memory")
     if memory.exists(root):
         memory.rm(root, recursive=True)
+
+
+@pytest.fixture
+def flaky_root():
+    """A fresh root in the in-memory store, read through ``flaky://``; faults forgotten afterwards."""
+    root = f"/flaky-{uuid.uuid4().hex[:8]}"
+    reset()
+    yield root
+    reset()
+    remove(root)

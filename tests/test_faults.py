@@ -36,9 +36,8 @@ from synth.preprocess.partitions import plan_source, read_partition, source_fing
 from synth.runs import open_work_dir
 from tasks.io import upload_output
 from tasks.preprocess import fingerprint_source, preprocess_extract
-from tests import flaky_store
 from tests.conftest import SMALL_EVALUATION
-from tests.flaky_store import FlakyStore
+from tests.flaky_store import FlakyStore, flaky_root  # noqa: F401  (a fixture)
 from tests.postgres import postgres  # noqa: F401  (fixture)
 
 
@@ -144,30 +143,21 @@ def test_the_reason_named_is_the_fault():
 # -- an fsspec store that fails on demand --------------------------------------------------------
 
 
-@pytest.fixture
-def store():
-    """A fresh root in the in-memory store, read through ``flaky://``; faults forgotten afterwards."""
-    root = f"/faults-{uuid.uuid4().hex[:8]}"
-    flaky_store.reset()
-    yield root
-    flaky_store.reset()
-    flaky_store.remove(root)
-
 
 def _write_parquet(path: str, table: pa.Table) -> None:
     with fsspec.filesystem("memory").open(path, "wb") as out:
         pq.write_table(table, out)
 
 
-def test_store_faults_are_transient_and_a_missing_file_is_not(store, tmp_path):
-    _write_parquet(f"{store}/extract/a.parquet", pa.table({"x": list(range(1_200))}))
-    source = f"flaky://{store}/extract"
+def test_store_faults_are_transient_and_a_missing_file_is_not(flaky_root, tmp_path):
+    _write_parquet(f"{flaky_root}/extract/a.parquet", pa.table({"x": list(range(1_200))}))
+    source = f"flaky://{flaky_root}/extract"
 
     FlakyStore.fail("info", ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
     with pytest.raises(TransientError, match=rf"cannot list {source}: .*Connection reset by peer"):
         list_files(source)  # not "source not found": fsspec's exists() would have answered False
     FlakyStore.fail("open", TimeoutError("The read operation timed out"))
-    with pytest.raises(TransientError, match=r"cannot read Parquet flaky:///faults-.*/a.parquet: The read operation"):
+    with pytest.raises(TransientError, match=r"cannot read Parquet flaky:///flaky-.*/a.parquet: The read operation"):
         plan_source(source, PipelineConfig(), tmp_path / "raw")
     partitions = plan_source(source, PipelineConfig(), tmp_path / "raw")  # the fault passed
     FlakyStore.fail("open", ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
@@ -176,13 +166,13 @@ def test_store_faults_are_transient_and_a_missing_file_is_not(store, tmp_path):
     assert read_partition(partitions[0]).num_rows == 1_200
 
     FlakyStore.fail("open", FileNotFoundError(errno.ENOENT, "No such file or directory"))
-    with pytest.raises(SourceError, match=r"cannot read Parquet flaky:///faults-.*/a.parquet: .*No such file"):
+    with pytest.raises(SourceError, match=r"cannot read Parquet flaky:///flaky-.*/a.parquet: .*No such file"):
         read_partition(partitions[0])
     FlakyStore.fail("info", PermissionError(errno.EACCES, "Access Denied"))
     with pytest.raises(SourceError, match="Access Denied"):
         list_files(source)
-    with pytest.raises(SourceError, match=f"source not found: flaky://{store}/nothing"):
-        list_files(f"flaky://{store}/nothing")
+    with pytest.raises(SourceError, match=f"source not found: flaky://{flaky_root}/nothing"):
+        list_files(f"flaky://{flaky_root}/nothing")
 
 
 # -- the retry condition in real flow runs -------------------------------------------------------
@@ -220,25 +210,25 @@ def _task_runs(flow_run_id) -> dict[str, tuple[str, int]]:
     return {run.name.rsplit("-", 1)[0]: (run.state.name, run.run_count) for run in runs}
 
 
-def _extract(store: str, diabetes_csv) -> str:
+def _extract(root: str, diabetes_csv) -> str:
     frame = pl.read_csv(diabetes_csv, null_values=["?"], infer_schema_length=None).sample(2_000, seed=2)
-    _write_parquet(f"{store}/extract/2024-01.parquet", frame.slice(0, 1_000).to_arrow())
-    _write_parquet(f"{store}/extract/2024-02.parquet", frame.slice(1_000, 1_000).to_arrow())
-    return f"flaky://{store}/extract"
+    _write_parquet(f"{root}/extract/2024-01.parquet", frame.slice(0, 1_000).to_arrow())
+    _write_parquet(f"{root}/extract/2024-02.parquet", frame.slice(1_000, 1_000).to_arrow())
+    return f"flaky://{root}/extract"
 
 
 @pytest.mark.e2e
-def test_a_flaky_store_is_retried_and_the_run_completes(store, cluster, no_retry_delays, diabetes_csv, tmp_path):
+def test_a_flaky_store_is_retried_and_the_run_completes(flaky_root, cluster, no_retry_delays, diabetes_csv, tmp_path):
     from flows.generate import generate
     from flows.parameters import GenerateParameters
 
-    source = _extract(store, diabetes_csv)
+    source = _extract(flaky_root, diabetes_csv)
     (tmp_path / "config.yaml").write_text(CONFIG)
     FlakyStore.fail("info", ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), times=2)
     FlakyStore.fail("open", _caused_by(OSError(errno.EIO, "Input/output error"), ClientError("SlowDown", 503)))
     FlakyStore.fail("put_file", TimeoutError("The write operation timed out"))
     params = GenerateParameters(
-        source=source, output=f"flaky://{store}/releases/2024-02", config_path=str(tmp_path / "config.yaml"),
+        source=source, output=f"flaky://{flaky_root}/releases/2024-02", config_path=str(tmp_path / "config.yaml"),
         work_dir=str(tmp_path / "work"), dask_address=cluster,
     )
     state = generate(params, return_state=True)
@@ -250,18 +240,18 @@ def test_a_flaky_store_is_retried_and_the_run_completes(store, cluster, no_retry
     assert runs["upload-output"] == ("Completed", 2)  # timed out once, then uploaded
     assert runs["train-model"] == ("Completed", 1)
     remote = fsspec.filesystem("memory")
-    released = f"{store}/releases/2024-02"
+    released = f"{flaky_root}/releases/2024-02"
     assert remote.exists(f"{released}/manifest.json") and remote.exists(f"{released}/metrics.json")
     parts = remote.glob(f"{released}/synthetic/*.parquet")
     assert sum(pq.ParquetFile(remote.open(p)).metadata.num_rows for p in parts) == 2_000
 
 
 @pytest.mark.e2e
-def test_a_missing_file_is_not_retried_and_fails_in_one_line(store, cluster, no_retry_delays, diabetes_csv, tmp_path):
+def test_a_missing_file_is_not_retried_and_fails_in_one_line(flaky_root, cluster, no_retry_delays, diabetes_csv, tmp_path):
     from flows.generate import generate
     from flows.parameters import GenerateParameters
 
-    source = _extract(store, diabetes_csv)
+    source = _extract(flaky_root, diabetes_csv)
     (tmp_path / "config.yaml").write_text(CONFIG)
     FlakyStore.fail("open", FileNotFoundError(errno.ENOENT, "No such file or directory"), times=5)
     params = GenerateParameters(
@@ -273,15 +263,15 @@ def test_a_missing_file_is_not_retried_and_fails_in_one_line(store, cluster, no_
     runs = _task_runs(state.state_details.flow_run_id)
     assert runs["preprocess-extract"] == ("Failed", 1)  # one attempt: a retry cannot bring the file back
     assert FlakyStore.pending() == 4
-    assert "cannot read Parquet flaky:///faults-" in state.message and "No such file" in state.message
+    assert "cannot read Parquet flaky:///flaky-" in state.message and "No such file" in state.message
     assert "\n" not in state.message
     with pytest.raises(SourceError):
         state.result()
 
 
-def test_a_fault_that_outlasts_the_retries_fails_the_run_after_the_last_attempt(store, no_retry_delays):
-    _write_parquet(f"{store}/extract/a.parquet", pa.table({"x": list(range(10))}))
-    source = f"flaky://{store}/extract"
+def test_a_fault_that_outlasts_the_retries_fails_the_run_after_the_last_attempt(flaky_root, no_retry_delays):
+    _write_parquet(f"{flaky_root}/extract/a.parquet", pa.table({"x": list(range(10))}))
+    source = f"flaky://{flaky_root}/extract"
     FlakyStore.fail("info", ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), times=5)
 
     @flow(name="fingerprint-a-flaky-store")

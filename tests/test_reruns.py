@@ -32,8 +32,7 @@ from tasks.caching import RunInputs
 from tasks.evaluate import release_synthetic
 from tasks.io import upload_output, write_sql_table
 from tasks.preprocess import RunFolders, fingerprint_source, preprocess_extract
-from tests import flaky_store
-from tests.flaky_store import FlakyStore
+from tests.flaky_store import FlakyStore, flaky_root  # noqa: F401  (a fixture)
 from tests.postgres import postgres  # noqa: F401  (fixture)
 
 # -- the expectation suite is keyed by its content -----------------------------------------------
@@ -189,14 +188,6 @@ def test_a_rerun_of_the_sink_task_appends_nothing(monkeypatch, tmp_path):
 # -- a withdrawn release is withdrawn remotely too -----------------------------------------------
 
 
-@pytest.fixture
-def remote():
-    root = f"/reruns-{uuid.uuid4().hex[:8]}"
-    flaky_store.reset()
-    yield root
-    flaky_store.reset()
-    flaky_store.remove(root)
-
 
 def _staged_run(local: Path, parts: int, quality: float) -> SampleResult:
     """A local output folder as a run leaves it before release: staged parts, model, metrics."""
@@ -219,29 +210,29 @@ def _release_and_upload(sampled: SampleResult, run: RunFolders, verdict: str) ->
     return released
 
 
-def test_a_failed_gate_withdraws_the_remote_release_before_new_metrics_arrive(remote, tmp_path):
+def test_a_failed_gate_withdraws_the_remote_release_before_new_metrics_arrive(flaky_root, tmp_path):
     store = fsspec.filesystem("memory")
-    uri = f"flaky://{remote}/releases/2024-03"
+    uri = f"flaky://{flaky_root}/releases/2024-03"
     run = RunFolders(work=open_work_dir("k", tmp_path / "work"), output=str(tmp_path / "local"), remote=uri)
 
     assert _release_and_upload(_staged_run(Path(run.output), 3, 0.9), run, "pass")
-    assert sorted(store.ls(f"{remote}/releases/2024-03/synthetic", detail=False)) == [
-        f"{remote}/releases/2024-03/synthetic/part-{k:05d}.parquet" for k in range(3)]
+    assert sorted(store.ls(f"{flaky_root}/releases/2024-03/synthetic", detail=False)) == [
+        f"{flaky_root}/releases/2024-03/synthetic/part-{k:05d}.parquet" for k in range(3)]
 
     # A later run whose gate passes with fewer parts: the extra old part goes.
     assert _release_and_upload(_staged_run(Path(run.output), 2, 0.8), run, "pass")
-    assert len(store.ls(f"{remote}/releases/2024-03/synthetic", detail=False)) == 2
+    assert len(store.ls(f"{flaky_root}/releases/2024-03/synthetic", detail=False)) == 2
 
     FlakyStore.calls.clear()
     assert _release_and_upload(_staged_run(Path(run.output), 2, 0.41), run, "fail") is None
     assert not (Path(run.output) / "synthetic").exists()
-    assert not store.exists(f"{remote}/releases/2024-03/synthetic/part-00000.parquet")
-    assert store.find(f"{remote}/releases/2024-03/synthetic") == []
-    assert json.loads(store.cat(f"{remote}/releases/2024-03/metrics.json")) == {"quality_score": 0.41}
-    assert store.cat(f"{remote}/releases/2024-03/model/model.pt") == b"weights 0.41"
+    assert not store.exists(f"{flaky_root}/releases/2024-03/synthetic/part-00000.parquet")
+    assert store.find(f"{flaky_root}/releases/2024-03/synthetic") == []
+    assert json.loads(store.cat(f"{flaky_root}/releases/2024-03/metrics.json")) == {"quality_score": 0.41}
+    assert store.cat(f"{flaky_root}/releases/2024-03/model/model.pt") == b"weights 0.41"
 
     # The order a reader relies on: old manifest out, old release out, then the new files, manifest last.
-    order = [(method, path.rsplit(remote, 1)[-1]) for method, path in FlakyStore.calls if method in ("rm", "put_file")]
+    order = [(method, path.rsplit(flaky_root, 1)[-1]) for method, path in FlakyStore.calls if method in ("rm", "put_file")]
     assert order[0] == ("rm", "/releases/2024-03/manifest.json")
     assert {p for m, p in order[1:3]} == {f"/releases/2024-03/synthetic/part-{k:05d}.parquet" for k in range(2)}
     assert all(m == "rm" for m, _ in order[1:3]) and all(m == "put_file" for m, _ in order[3:])

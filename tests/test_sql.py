@@ -7,8 +7,6 @@ tests fail in CI without it and are skipped only on a developer machine that has
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 
 import polars as pl
 import pyarrow as pa
@@ -17,25 +15,7 @@ import sqlalchemy as sa
 
 from synth.errors import SourceError
 from synth.io import sql
-
-POSTGRES_ENV = "SYNTH_TEST_POSTGRES_URL"
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail(f"{POSTGRES_ENV} is not set: .ci/run starts PostgreSQL and exports it")
-        pytest.skip(f"no PostgreSQL: set {POSTGRES_ENV} (e.g. postgresql+psycopg://synth:synth@127.0.0.1/synth_test)")
-    engine = sa.create_engine(url)
-    schema = f"synth_test_{uuid.uuid4().hex[:8]}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    yield engine, schema, url
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
+from tests.postgres import postgres  # noqa: F401  (a fixture)
 
 
 def _table() -> pa.Table:
