@@ -15,6 +15,8 @@
                         the DP unit count, the delta rule, what is and is not covered
       training.json     epochs, losses, device, rows/s (under DP: no losses, row count or timings)
       dp_domain.json    under DP: the released per-column summaries the transforms were fitted on
+      state.npz         a baseline's learned arrays (synth/models/tabular.py); SMOTE's holds the
+                        training rows themselves, and its model.json says so in privacy_note
       versions.json     library versions, checked on load
 
 Under DP the folder holds nothing computed from real data that the accountant did not pay

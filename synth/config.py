@@ -133,8 +133,10 @@ class TransformOptions(_Strict):
 class ModelOptions(_Strict):
     """The mixed-type VAE and its training loop."""
 
-    name: Literal["auto", "vae", "patient-vae"] = Field(
-        default="auto", description="auto: patient-vae when the extract has an entity key, else vae"
+    name: Literal["auto", "vae", "patient-vae", "independent", "gaussian-copula", "pca", "smote"] = Field(
+        default="auto",
+        description="auto: patient-vae when the extract has an entity key, else vae; the others are "
+        "baselines without differential privacy (see synth/models)",
     )
     latent_dim: Annotated[int, Field(ge=1)] = 32
     hidden_dims: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [256, 256])

@@ -8,11 +8,25 @@ from synth.artifact import check_plain_files, read_json
 from synth.config import PipelineConfig
 from synth.errors import ConfigError, ModelError
 from synth.models.base import MODEL_JSON, Synthesizer
+from synth.models.copula import GaussianCopulaSynthesizer
+from synth.models.marginals import IndependentSynthesizer
 from synth.models.patient import PatientSynthesizer
+from synth.models.pca import PCASynthesizer
+from synth.models.smote import SMOTESynthesizer
 from synth.models.vae import VAESynthesizer
 from synth.schema import Schema
 
-REGISTRY: dict[str, type[Synthesizer]] = {cls.name: cls for cls in (VAESynthesizer, PatientSynthesizer)}
+REGISTRY: dict[str, type[Synthesizer]] = {
+    cls.name: cls
+    for cls in (
+        VAESynthesizer,
+        PatientSynthesizer,
+        IndependentSynthesizer,
+        GaussianCopulaSynthesizer,
+        PCASynthesizer,
+        SMOTESynthesizer,
+    )
+}
 
 
 def get_synthesizer(name: str) -> type[Synthesizer]:
