@@ -19,6 +19,7 @@ from prefect.schedules import Cron
 from flows.evaluate import evaluate
 from flows.generate import generate
 from flows.sample import sample
+from flows.tune import tune
 
 MONTHLY = Cron("0 2 1 * *", timezone="Europe/London")
 
@@ -38,6 +39,7 @@ def deployments() -> list[RunnerDeployment]:
         generate.to_deployment(name="on-demand", tags=["synth"]),
         evaluate.to_deployment(name="evaluation-only", tags=["synth", "evaluation"]),
         sample.to_deployment(name="resample", tags=["synth"]),
+        tune.to_deployment(name="tuning", tags=["synth", "tuning"]),
     ]
 
 

@@ -119,6 +119,40 @@ def _run_generate(source, output, config, **overrides) -> None:
 
 
 @app.command()
+def tune(
+    source: Annotated[str, typer.Option(help="CSV/Parquet file, folder or glob of the real extract")],
+    output: Annotated[Path, typer.Option(help="output folder for tuned.yaml and trials.csv")],
+    config: Annotated[Optional[Path], typer.Option(help="YAML config; its model.epochs bounds each trial's")] = None,
+    trials: Annotated[int, typer.Option(help="at most this many trials")] = 20,
+    timeout_seconds: Annotated[Optional[float], typer.Option(help="no new trials after this many seconds")] = None,
+    min_privacy_ratio: Annotated[
+        float, typer.Option(help="least median DCR to training rows, as a share of unseen rows' (0.9: the gate's)")
+    ] = 0.9,
+    seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
+    workers: Annotated[int, typer.Option(help="trials run at once")] = 2,
+) -> None:
+    """Choose the model's settings on validation quality and closeness to training rows; write tuned.yaml."""
+    with _user_errors():
+        from flows.tune_parameters import TuneParameters
+
+        params = _parameters(
+            TuneParameters, source=str(source), output=str(output), config_path=str(config) if config else None,
+            trials=trials, timeout_seconds=timeout_seconds, min_privacy_ratio=min_privacy_ratio, seed=seed,
+            workers=workers,
+        )
+        settings = load_config(config).with_overrides(**params.overrides())
+        check_source(str(source), settings.source.format)
+        check_output(output)
+        from flows.tune import tune as tune_flow
+
+        result = tune_flow(params)
+    console.print(f"[green]chosen:[/green] {result['note']}")
+    console.print(f"  model: {result['chosen']}")
+    console.print(f"tuned config: {result['tuned_yaml']} (every trial: {result['trials_csv']}); rerun with "
+                  f"synth run --source {source} --output OUT --config {result['tuned_yaml']}", markup=False)
+
+
+@app.command()
 def evaluate(
     real: Annotated[str, typer.Option(help="the real table: CSV/Parquet file, folder or glob")],
     synthetic: Annotated[str, typer.Option(help="the synthetic table to judge (made here or elsewhere)")],

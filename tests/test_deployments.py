@@ -12,7 +12,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from tests.prefect_server import REPO, prefect_server  # noqa: F401  (fixture)
 
 PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
-NAMES = {"monthly-regeneration", "on-demand", "on-demand-gpu", "evaluation-only", "resample"}
+NAMES = {"monthly-regeneration", "on-demand", "on-demand-gpu", "evaluation-only", "resample", "tuning"}
 
 
 def test_prefect_yaml_names_importable_flows_and_a_monthly_schedule():
@@ -58,3 +58,5 @@ def test_prefect_deploy_creates_every_deployment(prefect_server):  # noqa: F811
     form = found["on-demand"].parameter_openapi_schema["definitions"]["GenerateParameters"]["properties"]
     assert {"source", "rows", "dp_epsilon", "epochs", "seed", "sql_table", "dask_address"} <= set(form)
     assert form["dp_epsilon"]["description"].startswith("differential privacy budget")
+    tuning = found["tuning"].parameter_openapi_schema["definitions"]["TuneParameters"]["properties"]
+    assert {"source", "output", "trials", "timeout_seconds", "min_privacy_ratio", "seed"} <= set(tuning)
