@@ -174,8 +174,9 @@ def run_trial(spec: TrialSpec, data: TuningData, config: PipelineConfig) -> Tria
     synthetic = conform(synthetic, schema, "synthetic")
     quality = quality_scores(validation.to_pandas(), synthetic.to_pandas(), schema)["quality_score"]
     _, (fit_e, validation_e, synthetic_e) = encode(schema, fit, validation, synthetic)
+    # One stream for every trial: the validation rows measured are the same, so the ratios compare.
     distances, _ = distance_scores(fit_e, validation_e, synthetic_e, config.evaluation.distance_rows,
-                                   np.random.default_rng([config.seed, spec.number]))
+                                   np.random.default_rng([config.seed, VALIDATION_SEED_OFFSET]))
     return TrialResult(
         number=spec.number,
         settings=spec.settings,
@@ -281,8 +282,8 @@ def choose(results: list[TrialResult], min_privacy_ratio: float = DEFAULT_MIN_PR
     private = [r for r in front if r.privacy_ratio >= min_privacy_ratio]
     if private:
         chosen = max(private, key=lambda r: (r.quality, r.privacy_ratio, -r.number))
-        note = (f"trial {chosen.number}: the best validation quality ({chosen.quality:.3f}) among the "
-                f"{len(front)} Pareto trials whose privacy ratio is at least {min_privacy_ratio:g} "
+        note = (f"trial {chosen.number}: the best validation quality ({chosen.quality:.3f}) of the {len(private)} "
+                f"Pareto trials (of {len(front)}) whose privacy ratio is at least {min_privacy_ratio:g} "
                 f"(its ratio {chosen.privacy_ratio:.3f})")
     else:
         chosen = max(front, key=lambda r: (r.privacy_ratio, r.quality, -r.number))
