@@ -191,6 +191,8 @@ def test_the_compare_flow_preprocesses_once_and_maps_one_task_per_model(heart_cs
     names = sorted(run.name.rsplit("-", 1)[0] if not run.name.startswith("run-variant") else run.name for run in runs)
     assert names.count("preprocess-extract") == 1
     assert [n for n in names if n.startswith("run-variant")] == ["run-variant-independent", "run-variant-pca"]
+    first, second = [(r.start_time, r.end_time) for r in runs if r.name.startswith("run-variant")]
+    assert first[0] < second[1] and second[0] < first[1]  # mapped: the variants ran side by side
     out = tmp_path / "out"
     assert {"compare.csv", "compare.md", "compare.html", "variants"} <= {p.name for p in out.iterdir()}
     assert not list((tmp_path / "work").iterdir())  # the real-data intermediates are deleted
