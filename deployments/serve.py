@@ -16,6 +16,7 @@ from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
+from flows.compare import compare, epsilon_sweep
 from flows.evaluate import evaluate
 from flows.generate import generate
 from flows.sample import sample
@@ -40,6 +41,8 @@ def deployments() -> list[RunnerDeployment]:
         evaluate.to_deployment(name="evaluation-only", tags=["synth", "evaluation"]),
         sample.to_deployment(name="resample", tags=["synth"]),
         tune.to_deployment(name="tuning", tags=["synth", "tuning"]),
+        compare.to_deployment(name="compare", tags=["synth", "study"]),
+        epsilon_sweep.to_deployment(name="epsilon-sweep", tags=["synth", "study"]),
     ]
 
 

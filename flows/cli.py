@@ -198,6 +198,64 @@ def evaluate(
 
 
 @app.command()
+def compare(
+    source: Annotated[str, typer.Option(help="CSV/Parquet file, folder or glob of the real extract")],
+    output: Annotated[Path, typer.Option(help="output folder: compare.csv, compare.md, compare.html")],
+    config: Annotated[Optional[Path], typer.Option(help="YAML config shared by every synthesizer")] = None,
+    models: Annotated[
+        Optional[str],
+        typer.Option(help="comma-separated model names (default: the VAE suited to the extract and every baseline)"),
+    ] = None,
+    rows: Annotated[Optional[int], typer.Option(help="synthetic rows each (default: as many as the training split)")] \
+        = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
+) -> None:
+    """Compare synthesizers on one extract: same split, same evaluation and gate; a table and a page of plots."""
+    from flows.parameters import CompareParameters
+
+    _run_study("compare", CompareParameters, source, output, config, rows=rows, seed=seed,
+               models=[m.strip() for m in models.split(",")] if models else None)
+
+
+@app.command()
+def sweep(
+    source: Annotated[str, typer.Option(help="CSV/Parquet file, folder or glob of the real extract")],
+    output: Annotated[Path, typer.Option(help="output folder: compare.csv, compare.md, compare.html")],
+    config: Annotated[Optional[Path], typer.Option(help="YAML config")] = None,
+    epsilons: Annotated[
+        str, typer.Option(help="comma-separated privacy budgets; inf: no differential privacy")
+    ] = "0.5,1,3,10,inf",
+    rows: Annotated[Optional[int], typer.Option(help="synthetic rows each (default: as many as the training split)")] \
+        = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
+) -> None:
+    """The DP VAE (the patient as the unit) over privacy budgets: quality, utility and attack AUC against ε."""
+    from flows.parameters import SweepParameters
+
+    _run_study("epsilon_sweep", SweepParameters, source, output, config, rows=rows, seed=seed,
+               epsilons=[e.strip() for e in epsilons.split(",")])
+
+
+def _run_study(flow_name: str, kind, source, output, config, **values) -> None:
+    """Check the inputs, run the comparison flow, print its markdown table (stdout) and where the page is."""
+    from synth.compare import markdown_table
+
+    with _user_errors():
+        params = _parameters(
+            kind, source=str(source), output=str(output), config_path=str(config) if config else None, **values
+        )
+        settings = load_config(config).with_overrides(**params.overrides())
+        check_source(str(source), settings.source.format)
+        check_output(output)
+        import flows.compare
+
+        rows = getattr(flows.compare, flow_name)(params)
+    print(markdown_table(rows), end="")
+    console.print(f"[green]compared {len(rows)} variants:[/green] {Path(output) / 'compare.csv'}, "
+                  f"{Path(output) / 'compare.md'}, {Path(output) / 'compare.html'}")
+
+
+@app.command()
 def clean(
     all_: Annotated[bool, typer.Option("--all", help="remove every work folder")] = False,
     older_than: Annotated[

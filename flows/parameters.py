@@ -146,3 +146,80 @@ class EvaluateParameters(BaseModel):
             **({"entity_key": self.entity_key} if self.entity_key is not None else {}),
             **({"seed": self.seed} if self.seed is not None else {}),
         }
+
+
+class _StudyParameters(BaseModel):
+    """What a comparison and an ε sweep share: one extract, one split, one evaluation."""
+
+    source: str = Field(
+        description="the real extract: a CSV/Parquet file, folder or glob (a path or an s3:// / abfs:// URI)"
+    )
+    output: str = Field(
+        description="output folder: compare.csv, compare.md, compare.html, and variants/<name>/ (model, metrics.json)"
+    )
+    config_path: str | None = Field(
+        default=None, description="YAML config shared by every variant (columns, model, evaluation, gate)"
+    )
+    rows: int | None = Field(
+        default=None, ge=1, description="synthetic rows per variant (default: as many as the training split)"
+    )
+    seed: int | None = Field(default=None, ge=0, description="seed for the split, every fit, sample and check")
+    work_dir: str | None = Field(
+        default=None, description="folder for real-data intermediates (default: ~/.cache/synth-pipeline/work)"
+    )
+
+    @field_validator("config_path", "work_dir", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def overrides(self) -> dict:
+        """The config sections these parameters override."""
+        return {"sampling": {"rows": self.rows}, **({"seed": self.seed} if self.seed is not None else {})}
+
+
+class CompareParameters(_StudyParameters):
+    """Several synthesizers on the same split, judged by the same evaluation and gate."""
+
+    models: list[str] | None = Field(
+        default=None,
+        description="registered model names (auto: the VAE suited to the extract); default: auto and every baseline",
+    )
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _known_models(cls, value: Any) -> Any:
+        from synth.compare import check_models
+
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",")]
+        if not value:
+            return None
+        try:
+            return check_models(list(value))
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+
+
+class SweepParameters(_StudyParameters):
+    """The DP VAE (the patient as the unit when the extract has an entity key) over several privacy budgets."""
+
+    epsilons: list[float | None] = Field(
+        default=[0.5, 1.0, 3.0, 10.0, None],  # a plain default, so the form shows it
+        description="privacy budgets ε > 0; empty (null) or inf: no differential privacy",
+    )
+
+    @field_validator("epsilons", mode="before")
+    @classmethod
+    def _infinite_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        return [None if v is None or str(v).strip().lower() in ("", "inf", "∞", "none") else v for v in value]
+
+    @field_validator("epsilons")
+    @classmethod
+    def _positive(cls, value: list[float | None]) -> list[float | None]:
+        bad = [e for e in value if e is not None and not e > 0]
+        if bad or not value:
+            raise ValueError(f"give privacy budgets ε > 0 (or inf), got {bad or 'none'}")
+        return [None if e is not None and math.isinf(e) else e for e in value]

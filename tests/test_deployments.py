@@ -12,7 +12,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from tests.prefect_server import REPO, prefect_server  # noqa: F401  (fixture)
 
 PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
-NAMES = {"monthly-regeneration", "on-demand", "on-demand-gpu", "evaluation-only", "resample", "tuning"}
+NAMES = {"monthly-regeneration", "on-demand", "on-demand-gpu", "evaluation-only", "resample", "tuning", "compare",
+         "epsilon-sweep"}
 
 
 def test_prefect_yaml_names_importable_flows_and_a_monthly_schedule():
@@ -60,3 +61,8 @@ def test_prefect_deploy_creates_every_deployment(prefect_server):  # noqa: F811
     assert form["dp_epsilon"]["description"].startswith("differential privacy budget")
     tuning = found["tuning"].parameter_openapi_schema["definitions"]["TuneParameters"]["properties"]
     assert {"source", "output", "trials", "timeout_seconds", "min_privacy_ratio", "seed"} <= set(tuning)
+    compare = found["compare"].parameter_openapi_schema["definitions"]["CompareParameters"]["properties"]
+    assert {"source", "output", "config_path", "models", "rows", "seed"} <= set(compare)
+    sweep = found["epsilon-sweep"].parameter_openapi_schema["definitions"]["SweepParameters"]["properties"]
+    assert sweep["epsilons"]["default"] == [0.5, 1.0, 3.0, 10.0, None]
+    assert not found["compare"].schedules and not found["epsilon-sweep"].schedules
