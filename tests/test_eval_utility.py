@@ -66,3 +66,16 @@ def test_utility_ratio_is_the_share_of_skill_above_chance():
     assert utility_ratio(0.3, 0.6, classification=False) == pytest.approx(0.5)  # R^2: chance is 0
     assert utility_ratio(0.6, 0.5, classification=True) is None  # the real model is no better than chance
     assert utility_ratio(None, 0.9, classification=True) is None
+
+
+def test_a_class_the_synthetic_sample_holds_once_trains_without_a_crash(pima):
+    """Early stopping's stratified inner split needs two rows per class; a rare class once does not stop TSTR."""
+    layout, train, holdout = pima
+    j = layout.categorical.index("Outcome")
+    codes = train.codes.copy()
+    codes[:, j] = codes[0, j]  # every synthetic row of one class ...
+    other = next(c for c in np.unique(train.codes[:, j]) if c != codes[0, j])
+    codes[1, j] = other  # ... but one
+    metrics, _ = utility_scores(layout, "Outcome", train, holdout, Encoded(train.numeric, codes), 10_000,
+                                np.random.default_rng(0))
+    assert metrics["tstr"]["auc"] is not None and metrics["trtr"]["auc"] > 0.75

@@ -73,8 +73,8 @@ def utility_scores(
     seed = seed_for(rng)  # one seed for both models: only their training data differ
     x_test, truth = features(holdout), label(holdout)
     with threadpool_limits(ONE_THREAD, user_api="openmp"):
-        tstr_model = _model(classification, features, seed).fit(features(synthetic), label(synthetic))
-        trtr_model = _model(classification, features, seed).fit(features(train), label(train))
+        tstr_model = _model(classification, features, seed, label(synthetic)).fit(features(synthetic), label(synthetic))
+        trtr_model = _model(classification, features, seed, label(train)).fit(features(train), label(train))
         tstr, tstr_pred = _score(tstr_model, x_test, truth, classification)
         trtr, trtr_pred = _score(trtr_model, x_test, truth, classification)
     headline = "auc" if classification else "r2"
@@ -115,10 +115,13 @@ def _missing(values: np.ndarray, classification: bool) -> np.ndarray:
     return values == 0 if classification else np.isnan(values)
 
 
-def _model(classification: bool, features: FeatureMap, seed: int):
+def _model(classification: bool, features: FeatureMap, seed: int, labels: np.ndarray):
     kind = HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
     # Early stopping on an inner validation split: no tuning by hand, no overfitting to one sample.
-    return kind(categorical_features=features.categorical_mask, early_stopping=True, random_state=seed)
+    # That split is stratified for classes, which needs two rows of each: a class a synthetic
+    # sample holds once (a rare value, a small sample) trains without it rather than crash.
+    stratifiable = not classification or np.unique(labels, return_counts=True)[1].min() >= 2
+    return kind(categorical_features=features.categorical_mask, early_stopping=stratifiable, random_state=seed)
 
 
 def _score(model, x: np.ndarray, truth: np.ndarray, classification: bool) -> tuple[dict, np.ndarray]:
