@@ -20,6 +20,16 @@ from synth.schema import infer_schema
 FAST = {"epochs": 3, "batch_size": 64, "hidden_dims": [32, 32], "latent_dim": 8}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These networks are tiny: on a loaded machine torch's intra-op threads cost more than they
+    give (the training test took 57 s with the default threads, 4 s with one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class Quadratic(nn.Module):
     """f(x) = sum_i a_i x_i^2 / 2, whose gradient at x is a * x."""
 
