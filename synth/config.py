@@ -130,13 +130,29 @@ class TransformOptions(_Strict):
     max_categories: Annotated[int, Field(ge=2)] = 1_000
 
 
-class ModelOptions(_Strict):
-    """The mixed-type VAE and its training loop."""
+class GanOptions(_Strict):
+    """WGAN-GP settings of ``model.name: wgan-gp`` (see :mod:`synth.models.gan`)."""
 
-    name: Literal["auto", "vae", "patient-vae", "independent", "gaussian-copula", "pca", "smote"] = Field(
+    critic_steps: Annotated[int, Field(ge=1)] = Field(default=5, description="critic updates per generator update")
+    penalty_weight: Annotated[float, Field(gt=0)] = Field(
+        default=10.0, description="weight of the gradient penalty (lambda in Gulrajani et al. 2017)"
+    )
+    temperature: Annotated[float, Field(gt=0)] = Field(
+        default=0.2, description="Gumbel-softmax temperature of the categorical heads while training"
+    )
+    learning_rate: Annotated[float, Field(gt=0)] = Field(default=2e-4, description="Adam, betas (0.5, 0.9)")
+    pac: Annotated[int, Field(ge=1)] = Field(
+        default=10, description="rows the critic judges together (PacGAN, Lin et al. 2018): curbs mode collapse"
+    )
+
+
+class ModelOptions(_Strict):
+    """The synthesizer and its training loop (the VAE's settings unless a field says otherwise)."""
+
+    name: Literal["auto", "vae", "patient-vae", "independent", "gaussian-copula", "pca", "smote", "wgan-gp"] = Field(
         default="auto",
-        description="auto: patient-vae when the extract has an entity key, else vae; the others are "
-        "baselines without differential privacy (see synth/models)",
+        description="auto: patient-vae when the extract has an entity key, else vae; the others (baselines and "
+        "the wgan-gp GAN) have no differential privacy (see synth/models)",
     )
     latent_dim: Annotated[int, Field(ge=1)] = 32
     hidden_dims: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [256, 256])
@@ -151,6 +167,7 @@ class ModelOptions(_Strict):
     max_training_rows: Annotated[int, Field(ge=100)] = Field(
         default=1_000_000, description="train on at most this many rows: a seeded sample of the clean training split"
     )
+    gan: GanOptions = Field(default_factory=GanOptions, description="used by wgan-gp only")
 
 
 class PrivacyOptions(_Strict):

@@ -9,6 +9,7 @@ from synth.config import PipelineConfig
 from synth.errors import ConfigError, ModelError
 from synth.models.base import MODEL_JSON, Synthesizer
 from synth.models.copula import GaussianCopulaSynthesizer
+from synth.models.gan import GANSynthesizer
 from synth.models.marginals import IndependentSynthesizer
 from synth.models.patient import PatientSynthesizer
 from synth.models.pca import PCASynthesizer
@@ -25,6 +26,7 @@ REGISTRY: dict[str, type[Synthesizer]] = {
         GaussianCopulaSynthesizer,
         PCASynthesizer,
         SMOTESynthesizer,
+        GANSynthesizer,
     )
 }
 

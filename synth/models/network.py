@@ -202,11 +202,16 @@ class MixedVAE(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Initialise every layer from ``generator`` (PyTorch's default init, no global RNG)."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
-                bound = 1 / math.sqrt(module.in_features)
-                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+        reset_linear_layers(self, generator)
+
+
+def reset_linear_layers(network: nn.Module, generator: torch.Generator) -> None:
+    """Initialise every linear layer of ``network`` from ``generator`` (PyTorch's default init)."""
+    for module in network.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+            bound = 1 / math.sqrt(module.in_features)
+            nn.init.uniform_(module.bias, -bound, bound, generator=generator)
 
 
 def _mlp(in_features: int, widths: Sequence[int]) -> nn.Sequential:
