@@ -133,7 +133,7 @@ def tune(
 ) -> None:
     """Choose the model's settings on validation quality and closeness to training rows; write tuned.yaml."""
     with _user_errors():
-        from flows.tune_parameters import TuneParameters
+        from flows.parameters import TuneParameters
 
         params = _parameters(
             TuneParameters, source=str(source), output=str(output), config_path=str(config) if config else None,

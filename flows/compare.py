@@ -22,34 +22,26 @@ from tasks.work import finish_work
 @flow(name="compare", description="Several synthesizers on the same split, evaluation and gate: one table, one page.",
       timeout_seconds=flow_timeout_seconds())
 def compare(params: CompareParameters) -> list[dict]:
-    config = load_settings(params.config_path, params.overrides())
-    fingerprint = fingerprint_source(params.source, config)
-    run = open_run_folders(fingerprint, config, params.output, params.work_dir)
-    with OutputLock(Path(run.output), owner=f"flow run {runtime.flow_run.name} ({runtime.flow_run.id})"):
-        prepared = preprocess_extract(params.source, fingerprint, config, run.work)
-        check_extract(prepared)
-        variants = plan_models(params.models, prepared.schema)
-        rows = run_one_variant.map(variants, unmapped(prepared), unmapped(config), unmapped(run.output),
-                                   unmapped(run.work), unmapped(params.rows))
-        rows = write_comparison_outputs(rows, run.output, "Synthesizer comparison")
-        upload_output(run)
-        finish_work(run, config.keep_work)
-    return rows
+    return _study(params, lambda prepared: plan_models(params.models, prepared.schema), "Synthesizer comparison")
 
 
 @flow(name="epsilon-sweep", description="The DP VAE over privacy budgets: quality, utility and attack AUC against ε.",
       timeout_seconds=flow_timeout_seconds())
 def epsilon_sweep(params: SweepParameters) -> list[dict]:
+    return _study(params, lambda prepared: plan_sweep(params.epsilons), "Privacy budget sweep", sweep=True)
+
+
+def _study(params: CompareParameters | SweepParameters, plan, title: str, sweep: bool = False) -> list[dict]:
+    """Preprocess once; each planned variant fitted, sampled and judged (mapped); one table and page."""
     config = load_settings(params.config_path, params.overrides())
     fingerprint = fingerprint_source(params.source, config)
     run = open_run_folders(fingerprint, config, params.output, params.work_dir)
     with OutputLock(Path(run.output), owner=f"flow run {runtime.flow_run.name} ({runtime.flow_run.id})"):
         prepared = preprocess_extract(params.source, fingerprint, config, run.work)
         check_extract(prepared)
-        variants = plan_sweep(params.epsilons)
-        rows = run_one_variant.map(variants, unmapped(prepared), unmapped(config), unmapped(run.output),
+        rows = run_one_variant.map(plan(prepared), unmapped(prepared), unmapped(config), unmapped(run.output),
                                    unmapped(run.work), unmapped(params.rows))
-        rows = write_comparison_outputs(rows, run.output, "Privacy budget sweep", sweep=True)
+        rows = write_comparison_outputs(rows, run.output, title, sweep=sweep)
         upload_output(run)
         finish_work(run, config.keep_work)
     return rows

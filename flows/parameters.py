@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from synth.errors import ConfigError
+from synth.io.uri import is_remote
 
 FLOW_TIMEOUT_ENV = "SYNTH_FLOW_TIMEOUT_SECONDS"
 DEFAULT_FLOW_TIMEOUT_SECONDS = 24 * 3600
@@ -148,20 +149,14 @@ class EvaluateParameters(BaseModel):
         }
 
 
-class _StudyParameters(BaseModel):
-    """What a comparison and an ε sweep share: one extract, one split, one evaluation."""
+class _OnExtract(BaseModel):
+    """What the studies of one extract share (comparison, ε sweep, tuning): its source, config, seed, work folder."""
 
     source: str = Field(
         description="the real extract: a CSV/Parquet file, folder or glob (a path or an s3:// / abfs:// URI)"
     )
-    output: str = Field(
-        description="output folder: compare.csv, compare.md, compare.html, and variants/<name>/ (model, metrics.json)"
-    )
     config_path: str | None = Field(
-        default=None, description="YAML config shared by every variant (columns, model, evaluation, gate)"
-    )
-    rows: int | None = Field(
-        default=None, ge=1, description="synthetic rows per variant (default: as many as the training split)"
+        default=None, description="YAML config shared by every variant or trial (columns, model, evaluation, gate)"
     )
     seed: int | None = Field(default=None, ge=0, description="seed for the split, every fit, sample and check")
     work_dir: str | None = Field(
@@ -175,7 +170,21 @@ class _StudyParameters(BaseModel):
 
     def overrides(self) -> dict:
         """The config sections these parameters override."""
-        return {"sampling": {"rows": self.rows}, **({"seed": self.seed} if self.seed is not None else {})}
+        return {"seed": self.seed} if self.seed is not None else {}
+
+
+class _StudyParameters(_OnExtract):
+    """What a comparison and an ε sweep share: one extract, one split, one evaluation."""
+
+    output: str = Field(
+        description="output folder: compare.csv, compare.md, compare.html, and variants/<name>/ (model, metrics.json)"
+    )
+    rows: int | None = Field(
+        default=None, ge=1, description="synthetic rows per variant (default: as many as the training split)"
+    )
+
+    def overrides(self) -> dict:
+        return {"sampling": {"rows": self.rows}, **super().overrides()}
 
 
 class CompareParameters(_StudyParameters):
@@ -223,3 +232,26 @@ class SweepParameters(_StudyParameters):
         if bad or not value:
             raise ValueError(f"give privacy budgets ε > 0 (or inf), got {bad or 'none'}")
         return [None if e is not None and math.isinf(e) else e for e in value]
+
+
+class TuneParameters(_OnExtract):
+    """Search the model's settings on validation quality and closeness to training rows."""
+
+    output: str = Field(description="local output folder for tuned.yaml (the config to rerun) and trials.csv")
+    trials: int = Field(default=20, ge=1, description="at most this many trials")
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, description="no new batch of trials starts after this many seconds (none: no limit)"
+    )
+    min_privacy_ratio: float = Field(
+        default=0.9, gt=0,  # synth.tuning.DEFAULT_MIN_PRIVACY_RATIO (a heavy import)
+        description="the chosen trial's median DCR to the training rows is at least this share of unseen rows' "
+        "(0.9 matches the release gate's default dcr_tolerance 0.1)",
+    )
+    workers: int = Field(default=2, ge=1, description="trials run at once (one batch asked from the study)")
+
+    @field_validator("output")
+    @classmethod
+    def _local(cls, value: str) -> str:
+        if is_remote(value):
+            raise ValueError("tuning writes to a local folder; copy tuned.yaml where it is needed")
+        return value

@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import flow, runtime, unmapped
 
 from flows.parameters import flow_timeout_seconds
-from flows.tune_parameters import TuneParameters
+from flows.parameters import TuneParameters
 from synth.runs import OutputLock
 from synth.tuning import Tuner
 from tasks.extract import load_settings

@@ -171,7 +171,7 @@ def test_a_bad_flag_is_one_line_before_any_flow_starts(tmp_path, heart_csv):
                  tmp_path=tmp_path, timeout=120)
     assert done.returncode == 1 and "--trials 0: Input should be greater than or equal to 1" in done.stderr
     assert "Traceback" not in done.stderr
-    from flows.tune_parameters import TuneParameters  # kept light: it repeats the library's default
+    from flows.parameters import TuneParameters  # kept light: it repeats the library's default
 
     assert TuneParameters.model_fields["min_privacy_ratio"].default == tuning.DEFAULT_MIN_PRIVACY_RATIO
 
@@ -182,7 +182,7 @@ def test_the_tune_flow_writes_a_config_that_synth_run_accepts(tmp_path, heart_cs
 
     from flows.cli import app
     from flows.tune import tune as tune_flow
-    from flows.tune_parameters import TuneParameters
+    from flows.parameters import TuneParameters
 
     extract = tmp_path / "heart.csv"
     pacsv.write_csv(pacsv.read_csv(heart_csv).select(["site", "age", "sex", "cp", "chol", "thalach", "num"]), extract)

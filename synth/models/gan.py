@@ -24,7 +24,6 @@ classes of the discrete segments, ``P`` rows per pack; the critic's input is (B 
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,11 +37,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from synth.constraints import violations
-from synth.errors import ConfigError, ModelError
+from synth.errors import ConfigError
 from synth.frames import to_model_frame
 from synth.io.atomic import atomic_path
 from synth.models.base import REJECTION_ROUNDS, Synthesizer
-from synth.models.network import reset_linear_layers
+from synth.models.network import load_weights, reset_linear_layers
 from synth.models.training import EpochCallback, EpochStats, TrainingReport, pick_device
 from synth.privacy import PrivacyReport
 from synth.transforms import Segment, TableTransformer
@@ -252,11 +251,5 @@ class GANSynthesizer(Synthesizer):
 
     def _load(self, folder: Path) -> None:
         self.transformer_ = TableTransformer.load(folder)
-        generator = self._build_generator()
-        try:
-            generator.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
-        except (RuntimeError, FileNotFoundError, EOFError, pickle.UnpicklingError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ModelError(f"{folder / WEIGHTS}: cannot load the weights ({reason})") from None
-        self.generator_ = generator.eval()
+        self.generator_ = load_weights(self._build_generator(), folder / WEIGHTS)
 

@@ -26,11 +26,14 @@ classes of all discrete segments, ``L`` latent size, ``E`` condition size.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from synth.errors import ModelError
 from synth.transforms import Segment
 
 #: |normalised value| cap: 4 = 16 standard deviations of the value's GMM mode. Values further
@@ -220,3 +223,17 @@ def _mlp(in_features: int, widths: Sequence[int]) -> nn.Sequential:
         layers += [nn.Linear(in_features, width), nn.ReLU()]
         in_features = width
     return nn.Sequential(*layers)
+
+
+def load_weights(network: nn.Module, path: Path) -> nn.Module:
+    """``network`` with the weights saved at ``path`` (loaded without unpickling code), in eval mode.
+
+    Raises:
+        ModelError: the file is missing, damaged, or holds weights of another shape.
+    """
+    try:
+        network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (RuntimeError, FileNotFoundError, EOFError, pickle.UnpicklingError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"{path}: cannot load the weights ({reason})") from None
+    return network.eval()

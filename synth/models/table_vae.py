@@ -10,7 +10,6 @@ randomness, since those draws touch real rows.
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,8 @@ import torch
 
 from synth import dp_domain
 from synth.config import PipelineConfig
-from synth.errors import ModelError
 from synth.io.atomic import atomic_path, write_json_atomic, write_text_atomic
-from synth.models.network import MixedVAE
+from synth.models.network import MixedVAE, load_weights
 from synth.models.training import EpochCallback, TrainingReport, Units, train
 from synth.privacy import PrivacyReport, TrainingBudget, secure_numpy
 from synth.schema import Schema
@@ -139,13 +137,7 @@ class TableVAE:
         self = cls(config, seed, condition_dim)
         self.transformer_ = TableTransformer.load(folder)
         self.schema_ = Schema.from_json((folder / LEVEL_SCHEMA).read_text(encoding="utf-8"))
-        network = self.build_network()
-        try:
-            network.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
-        except (RuntimeError, FileNotFoundError, EOFError, pickle.UnpicklingError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ModelError(f"{folder / WEIGHTS}: cannot load the weights ({reason})") from None
-        self.network_ = network.eval()
+        self.network_ = load_weights(self.build_network(), folder / WEIGHTS)
         report = json.loads((folder / TRAINING_JSON).read_text())
         report["privacy"] = PrivacyReport(**report["privacy"])
         report["history"] = []  # the per-epoch history stays in the file; sampling does not need it
