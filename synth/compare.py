@@ -201,7 +201,16 @@ def markdown_table(rows: list[dict]) -> str:
     header, body = table_cells(rows)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |" for cells in body]
-    return "\n".join(lines) + "\n"
+    notes = [f"* {model}: {note}" for model, note in privacy_notes(rows)]
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def privacy_notes(rows: list[dict]) -> list[tuple[str, str]]:
+    """Each compared model's own statement of what it keeps of the real rows (SMOTE: it interpolates them)."""
+    from synth.models import REGISTRY
+
+    models = dict.fromkeys(r.get("model") for r in rows)
+    return [(m, REGISTRY[m].privacy_note) for m in models if m in REGISTRY and getattr(REGISTRY[m], "privacy_note", "")]
 
 
 def table_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:

@@ -155,9 +155,12 @@ def test_the_table_and_page_hold_every_variant_and_no_real_value(compared, tmp_p
     assert table["quality_score"].iloc[:2].tolist() == pytest.approx([r["quality_score"] for r in rows])
 
     lines = written["md"].read_text().splitlines()
-    assert lines[0].startswith("| synthesizer | ε | quality |") and len(lines) == 2 + 3
+    assert lines[0].startswith("| synthesizer | ε | quality |") and lines[5] == ""
     assert lines[2].startswith(f"| independent | ∞ | {rows[0]['quality_score']:.3f} |")
     assert "error: model smote has no differential privacy" in lines[4]
+    # Below the table, each model's statement of what it keeps of the real rows; SMOTE's plainly.
+    assert [line.split(":")[0] for line in lines[6:]] == ["* independent", "* smote"]
+    assert "SMOTE interpolates real records" in lines[7]
 
     html = written["html"].read_text()
     assert len(re.findall(r'class="plot bar"', html)) == len(BARS)  # one plot per metric
@@ -169,6 +172,7 @@ def test_the_table_and_page_hold_every_variant_and_no_real_value(compared, tmp_p
     page = html.replace(get_plotlyjs(), "")  # plotly.js itself names countries ("Switzerland")
     assert not any(site in page.lower() for site in SITES)
     assert rows[1]["label"] in page and f"{rows[1]['quality_score']:.3f}" in page
+    assert "PRIVACY RISK: SMOTE interpolates real records" in page
 
 
 @pytest.mark.e2e

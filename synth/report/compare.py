@@ -39,7 +39,7 @@ CURVES = [
 
 def write_compare_page(rows: list[dict], path: str | Path, title: str, sweep: bool = False) -> Path:
     """Render the page and write it atomically; ``sweep`` adds the curves against ε (∞ at the right)."""
-    from synth.compare import epsilon_label, table_cells
+    from synth.compare import epsilon_label, privacy_notes, table_cells
 
     labels = [r.get("label") for r in rows]
     bars = {key: Markup(_bars(key, caption, reference, labels, rows)) for key, caption, reference in BARS}
@@ -48,7 +48,7 @@ def write_compare_page(rows: list[dict], path: str | Path, title: str, sweep: bo
         else {}
     html = _ENV.get_template("compare.html.j2").render(
         title=title, table=table_cells(rows), bars=bars, curves=curves, plotly_js=Markup(get_plotlyjs()),
-        errors=[r for r in rows if r.get("error")],
+        errors=[r for r in rows if r.get("error")], notes=privacy_notes(rows),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )
     return write_text_atomic(path, html)
