@@ -6,8 +6,9 @@ import re
 
 from tests.conftest import REPO, TEST_DATA
 
-#: A path into the team's ../shared folder, however it is spelt.
-_SHARED = re.compile(r"""\.\./shared|["']shared["']\s*\)?\s*/|parent\s*/\s*["']shared["']""")
+#: A path into the team's data folder beside the repository, however it is spelt ("..", "/", its name).
+_FOLDER = "shared"
+_SHARED = re.compile(rf"""\.\.[/\\]{_FOLDER}|["']{_FOLDER}["']\s*\)?\s*/|parent\s*/\s*["']{_FOLDER}["']""")
 
 
 def test_nothing_in_the_library_flows_tasks_or_tests_reads_the_shared_folder():
