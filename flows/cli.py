@@ -95,13 +95,7 @@ def _run_generate(source, output, config, **overrides) -> None:
     # Everything that can be checked without the data is checked before the flow (and its
     # imports) start: a wrong path or flag answers in a second, not after a Prefect server start.
     with _user_errors():
-        params = _parameters(
-            GenerateParameters, source=str(source), output=str(output), config_path=str(config) if config else None,
-            **overrides,
-        )
-        settings = load_config(config).with_overrides(**params.overrides())
-        check_source(str(source), settings.source.format)
-        check_output(output)
+        params = _checked_parameters(GenerateParameters, [source], output, config, source=str(source), **overrides)
         from flows.generate import generate
 
         metrics = _metrics(generate, params)
@@ -135,14 +129,10 @@ def tune(
     with _user_errors():
         from flows.parameters import TuneParameters
 
-        params = _parameters(
-            TuneParameters, source=str(source), output=str(output), config_path=str(config) if config else None,
-            trials=trials, timeout_seconds=timeout_seconds, min_privacy_ratio=min_privacy_ratio, seed=seed,
-            workers=workers,
+        params = _checked_parameters(
+            TuneParameters, [source], output, config, source=str(source), trials=trials,
+            timeout_seconds=timeout_seconds, min_privacy_ratio=min_privacy_ratio, seed=seed, workers=workers,
         )
-        settings = load_config(config).with_overrides(**params.overrides())
-        check_source(str(source), settings.source.format)
-        check_output(output)
         from flows.tune import tune as tune_flow
 
         result = tune_flow(params)
@@ -175,16 +165,11 @@ def evaluate(
     from flows.parameters import EvaluateParameters
 
     with _user_errors():
-        params = _parameters(
-            EvaluateParameters, real=real, synthetic=synthetic, output=str(output), holdout=holdout,
-            model=str(model) if model else None, config_path=str(config) if config else None,
+        params = _checked_parameters(
+            EvaluateParameters, [p for p in (real, synthetic, holdout) if p is not None], output, config,
+            real=real, synthetic=synthetic, holdout=holdout, model=str(model) if model else None,
             target=target, entity_key=entity_key, seed=seed,
         )
-        settings = load_config(config).with_overrides(**params.overrides())
-        for path in (real, synthetic, holdout):
-            if path is not None:
-                check_source(str(path), settings.source.format)
-        check_output(output)
         from flows.evaluate import evaluate as evaluate_flow
 
         metrics = _metrics(evaluate_flow, params)
@@ -241,12 +226,7 @@ def _run_study(flow_name: str, kind, source, output, config, **values) -> None:
     from synth.compare import markdown_table
 
     with _user_errors():
-        params = _parameters(
-            kind, source=str(source), output=str(output), config_path=str(config) if config else None, **values
-        )
-        settings = load_config(config).with_overrides(**params.overrides())
-        check_source(str(source), settings.source.format)
-        check_output(output)
+        params = _checked_parameters(kind, [source], output, config, source=str(source), **values)
         import flows.compare
 
         rows = getattr(flows.compare, flow_name)(params)
@@ -345,6 +325,17 @@ def _exit_on_failed_gate(metrics: dict, output, released: bool) -> None:
 
 
 TRANSIENT_FAILED = 75  # EX_TEMPFAIL: storage or database kept failing; the same command may work later
+
+
+def _checked_parameters(kind, sources: list, output, config, **values):
+    """The flow's parameters, once everything that needs no data is checked: the flags, the config, each
+    source's path and format (with the config's declared format), the output folder."""
+    params = _parameters(kind, output=str(output), config_path=str(config) if config else None, **values)
+    settings = load_config(config).with_overrides(**params.overrides())
+    for source in sources:
+        check_source(str(source), settings.source.format)
+    check_output(output)
+    return params
 
 
 def _parameters(kind, /, **values):

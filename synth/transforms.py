@@ -116,14 +116,20 @@ class TableTransformer:
             if isinstance(transformer, LabelEncoder):
                 segments.append(Segment(spec.name, spec.name, "discrete", len(transformer.values_to_categories)))
                 continue
-            normalizer = transformer
-            if isinstance(transformer, StableTimestampEncoder):
-                normalizer = transformer.output_properties[None]["next_transformer"]
-            segments.append(Segment(f"{spec.name}.normalized", spec.name, "continuous"))
-            segments.append(Segment(f"{spec.name}.component", spec.name, "discrete", normalizer.n_components))
+            segments += self._value_segments(spec, transformer)
             if transformer.null_transformer.models_missing_values():
                 segments.append(Segment(f"{spec.name}.is_null", spec.name, "discrete", 2))
         return segments
+
+    def _value_segments(self, spec: ColumnSpec, transformer) -> list[Segment]:
+        """A number's or date's own segments: its value within its mode, and the mode (the mixture's component)."""
+        normalizer = transformer
+        if isinstance(transformer, StableTimestampEncoder):
+            normalizer = transformer.output_properties[None]["next_transformer"]
+        return [
+            Segment(f"{spec.name}.normalized", spec.name, "continuous"),
+            Segment(f"{spec.name}.component", spec.name, "discrete", normalizer.n_components),
+        ]
 
     # -- transforming --------------------------------------------------------------------
     def transform(self, frame: pd.DataFrame, rng: np.random.Generator | None = None) -> np.ndarray:

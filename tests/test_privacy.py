@@ -451,12 +451,19 @@ def _kill_after(epoch: int):
     return on_epoch
 
 
-def test_a_killed_then_resumed_dp_training_never_overspends(heart, tmp_path):
+def _killed_dp_fit(heart, tmp_path, epochs: int, kill_after: int):
+    """A DP fit (ε 2) of ``epochs`` killed after epoch ``kill_after``: its config and checkpoint folder."""
     table, schema = heart
-    config = parse_config({"seed": 0, "model": {**SMALL, "epochs": 3}, "privacy": {"epsilon": 2.0}})
+    config = parse_config({"seed": 0, "model": {**SMALL, "epochs": epochs}, "privacy": {"epsilon": 2.0}})
     checkpoints = tmp_path / "checkpoints"
     with pytest.raises(_Killed):
-        get_synthesizer("vae")(config).fit(table, schema, on_epoch=_kill_after(2), checkpoint_dir=checkpoints)
+        get_synthesizer("vae")(config).fit(table, schema, on_epoch=_kill_after(kill_after), checkpoint_dir=checkpoints)
+    return config, checkpoints
+
+
+def test_a_killed_then_resumed_dp_training_never_overspends(heart, tmp_path):
+    table, schema = heart
+    config, checkpoints = _killed_dp_fit(heart, tmp_path, epochs=3, kill_after=2)
     released = json.loads((checkpoints / "releases.json").read_text())
     model = get_synthesizer("vae")(config).fit(table, schema, checkpoint_dir=checkpoints)
     report = model.privacy_
@@ -470,10 +477,7 @@ def test_a_killed_then_resumed_dp_training_never_overspends(heart, tmp_path):
 
 def test_a_resume_charges_an_epoch_cut_short_and_stays_within_the_cap(heart, tmp_path):
     table, schema = heart
-    config = parse_config({"seed": 0, "model": {**SMALL, "epochs": 3}, "privacy": {"epsilon": 2.0}})
-    checkpoints = tmp_path / "checkpoints"
-    with pytest.raises(_Killed):
-        get_synthesizer("vae")(config).fit(table, schema, on_epoch=_kill_after(1), checkpoint_dir=checkpoints)
+    config, checkpoints = _killed_dp_fit(heart, tmp_path, epochs=3, kill_after=1)
     # As if the process died during epoch 2, after its ledger line and some of its steps.
     steps = json.loads((checkpoints / "pending.json").read_text())["steps"]
     (checkpoints / "pending.json").write_text(json.dumps({"epoch": 2, "steps": steps}))
@@ -486,10 +490,7 @@ def test_a_resume_charges_an_epoch_cut_short_and_stays_within_the_cap(heart, tmp
 
 def test_a_checkpoint_of_other_data_or_settings_is_refused(heart, tmp_path):
     table, schema = heart
-    config = parse_config({"seed": 0, "model": {**SMALL, "epochs": 2}, "privacy": {"epsilon": 2.0}})
-    checkpoints = tmp_path / "checkpoints"
-    with pytest.raises(_Killed):
-        get_synthesizer("vae")(config).fit(table, schema, on_epoch=_kill_after(1), checkpoint_dir=checkpoints)
+    config, checkpoints = _killed_dp_fit(heart, tmp_path, epochs=2, kill_after=1)
     other = parse_config({"seed": 0, "model": {**SMALL, "epochs": 2}, "privacy": {"epsilon": 2.0, "max_grad_norm": 2.0}})
     with pytest.raises(PrivacyError, match="other data or settings.*spends epsilon again"):
         get_synthesizer("vae")(other).fit(table, schema, checkpoint_dir=checkpoints)

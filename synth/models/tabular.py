@@ -63,18 +63,9 @@ class PlainTransformer(TableTransformer):
             )
         return StableTimestampEncoder(missing_value_generation="from_column", enforce_min_max_values=True)
 
-    def _segments(self, modelled: list[ColumnSpec]) -> list[Segment]:
-        transformers = self.hyper_.get_config()["transformers"]
-        segments = []
-        for spec in modelled:
-            transformer = transformers[spec.name]
-            if isinstance(transformer, LabelEncoder):
-                segments.append(Segment(spec.name, spec.name, "discrete", len(transformer.values_to_categories)))
-                continue
-            segments.append(Segment(spec.name, spec.name, "continuous"))
-            if transformer.null_transformer.models_missing_values():
-                segments.append(Segment(f"{spec.name}.is_null", spec.name, "discrete", 2))
-        return segments
+    def _value_segments(self, spec: ColumnSpec, transformer) -> list[Segment]:
+        """A number or date is one float (its order and scale kept), not a mode and a value within it."""
+        return [Segment(spec.name, spec.name, "continuous")]
 
 
 @dataclass(frozen=True)
