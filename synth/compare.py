@@ -30,9 +30,8 @@ from synth.io.atomic import write_json_atomic, write_text_atomic
 from synth.models import REGISTRY, get_synthesizer, synthesizer_for
 from synth.models.patient import PatientSynthesizer
 from synth.models.vae import VAESynthesizer
-from synth.pii.rules import drawn_fakes, values_to_avoid
-from synth.preprocess import Prepared, holdout_sample, read_split, training_sample
-from synth.sampling import model_fingerprint, sample_to_parquet
+from synth.preprocess import Prepared, holdout_sample, training_sample
+from synth.sampling import fakes_to_avoid, model_fingerprint, sample_to_parquet
 from synth.schema import Schema
 
 #: The columns of ``compare.csv``, in order (``epsilon``: the target, empty for no DP).
@@ -156,7 +155,7 @@ def run_variant(
         sampled = sample_to_parquet(
             synthesizer, rows or config.sampling.rows or prepared.train_rows, folder / "synthetic", seed=config.seed,
             chunk_rows=config.sampling.chunk_rows, fingerprint=model_fingerprint(model_dir),
-            avoid=_fakes_to_avoid(synthesizer, prepared.clean_dir),
+            avoid=fakes_to_avoid(synthesizer, prepared.clean_dir),
         )
         holdout = holdout_sample(prepared.clean_dir, config.evaluation.holdout_rows, config.seed, schema.names)
         metrics = evaluate(train, sampled.folder, schema, config.evaluation, seed=config.seed, holdout=holdout,
@@ -240,14 +239,6 @@ def _resolve(name: str, schema: Schema) -> str:
 
 def _epsilon_order(epsilon: float | None) -> float:
     return math.inf if epsilon is None else epsilon
-
-
-def _fakes_to_avoid(synthesizer, clean_dir: str) -> dict:
-    """The real values fake names, phones ... must not take, as ``synth run`` sampling has them (not under DP)."""
-    drawn = drawn_fakes(synthesizer.schema_.direct_identifiers)
-    if not drawn or synthesizer.config.privacy.enabled:
-        return {}
-    return values_to_avoid(list(read_split(clean_dir, columns=[r.column for r in drawn])), drawn)
 
 
 def _headline(metrics: dict) -> dict:

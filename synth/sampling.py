@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from synth.crashpoints import crash_point
 from synth.io.atomic import remove_stale_temporaries, write_json_atomic, write_parquet_atomic
 from synth.models.base import Synthesizer
+from synth.pii.rules import drawn_fakes, values_to_avoid
 
 MANIFEST = "_sampling.json"
 PART = "part-{:05d}.parquet"
@@ -126,3 +127,17 @@ def _complete_part(path: Path, rows: int) -> bool:
         return pq.ParquetFile(path).metadata.num_rows == rows
     except Exception:  # a corrupt part is simply written again
         return False
+
+
+def fakes_to_avoid(synthesizer: Synthesizer, real_dir: str | None) -> dict[str, frozenset[str]]:
+    """The real values the fake names, phones, ids ... must not take, read from the clean real rows.
+
+    None under DP: there the fakes come from namespaces no real value reaches, never from a
+    comparison with the real data (which the budget did not pay for); none without ``real_dir``.
+    """
+    drawn = drawn_fakes(synthesizer.schema_.direct_identifiers)
+    if not drawn or synthesizer.config.privacy.enabled or not real_dir:
+        return {}
+    from synth.preprocess import read_split  # the clean dataset's reader (Dask, GX) only when real rows are read
+
+    return values_to_avoid(list(read_split(real_dir, columns=[r.column for r in drawn])), drawn)

@@ -8,9 +8,8 @@ from prefect.tasks import exponential_backoff
 
 from synth.config import SamplingOptions
 from synth.models import load_synthesizer
-from synth.pii.rules import drawn_fakes, values_to_avoid
-from synth.preprocess import read_split
-from synth.sampling import SampleResult, model_fingerprint, sample_to_parquet
+from synth.pii.rules import drawn_fakes
+from synth.sampling import SampleResult, fakes_to_avoid, model_fingerprint, sample_to_parquet
 from tasks.progress import ChunkProgress
 from tasks.user_errors import retry_unless_user_error
 
@@ -42,15 +41,13 @@ def sample_synthetic(
     logger = get_run_logger()
     synthesizer = load_synthesizer(model_dir)
     drawn = drawn_fakes(synthesizer.schema_.direct_identifiers)
-    avoid = {}
+    avoid = fakes_to_avoid(synthesizer, real_dir)
     if drawn and synthesizer.config.privacy.enabled:
         logger.info(
             f"under DP, fake values of {', '.join(r.column for r in drawn)} come from namespaces real values do "
             "not reach (invented names, reserved numbers and domains), never from a comparison with the real data"
         )
-    elif drawn and real_dir:
-        avoid = values_to_avoid(list(read_split(real_dir, columns=[r.column for r in drawn])), drawn)
-    elif drawn:
+    elif drawn and not real_dir:
         logger.warning(
             f"fake values of {', '.join(r.column for r in drawn)} are drawn without the real ones at hand: "
             "drawn independently of the data, a common name can still equal a real one by chance"
