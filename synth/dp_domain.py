@@ -6,14 +6,19 @@ the real rows, and publish them in the model. With DP on, they learn them from a
 mechanism, a sample is drawn from those summaries (post-processing: free, and seeded),
 and RDT is fitted on that sample. The real rows are then only ever seen through DP-SGD.
 
-Mechanisms, per column, with ``epsilon_c`` = the domain's budget / number of columns:
+Mechanisms, per column, with ``epsilon_c`` = the column's share of the domain's budget.
+Shares follow what the config declares, never the data (:func:`budget_weights`): a column
+whose domain must be learnt weighs 1; one whose range or values are declared public only
+seeds the transforms' fit with its noisy histogram or shares, and weighs less, so the
+columns that need it (diagnosis codes, unbounded numbers) get more of the budget.
 
 * numbers and dates: lower and upper bounds = the 0.5th and 99.5th percentiles by the
   exponential mechanism over the gaps between sorted values (Smith 2011), measured on an
   ``asinh`` scale inside a data-independent outer range: [-50, 50] (1e-20 to 1e21), cut
   to what the column's type holds - an integer type's range, the calendar of
   ``datetime64[ns]`` (epsilon_c/4 each). A ``public_range`` declared in the config
-  replaces both. Then a Laplace-noised histogram of 64 bins plus a null bin (epsilon_c/2);
+  replaces both. Then a Laplace-noised histogram of 64 bins plus a null bin (epsilon_c/2,
+  or all of epsilon_c when the range is public);
 * categories and booleans: a Laplace-noised count per category (scale 1/epsilon_c).
   *Public* candidates - null, ``True``/``False`` of a boolean column, the column's
   declared ``public_values`` - are released when their noisy count is positive; any
@@ -51,6 +56,10 @@ from synth.frames import integer_range
 from synth.schema import ColumnSpec
 
 OUTER = 50.0  # asinh scale: covers |x| up to ~2.6e21
+#: Budget weights (see :func:`budget_weights`): a public range leaves only the histogram
+#: (half of a numeric column's mechanisms); public values leave the shares, which only seed
+#: the transforms' fit, and the threshold for any value outside the declared list.
+PUBLIC_RANGE_WEIGHT, PUBLIC_VALUES_WEIGHT = 0.5, 0.25
 LOWER_Q, UPPER_Q = 0.005, 0.995
 BINS = 64
 SAMPLE_ROWS = 20_000
@@ -146,7 +155,7 @@ def learn_domain(
 
     Args:
         frame: the real rows of ``columns``.
-        columns: the modelled columns; each gets an equal share of the budget.
+        columns: the modelled columns; each gets its share of the budget (:func:`budget_weights`).
         epsilon: this domain's epsilon.
         delta: this domain's delta (spent by category thresholds only).
         rng: a secure generator: every draw here is privacy noise.
@@ -157,8 +166,7 @@ def learn_domain(
     """
     public = public or Public()
     max_values_per_unit = max_values_per_unit if units is not None else 1
-    epsilon_c = epsilon / max(len(columns), 1)
-    delta_c = delta / max(len(columns), 1)
+    shares = budget_weights(columns, public)
     if units is None:
         weights = np.ones(len(frame))
     else:
@@ -167,6 +175,7 @@ def learn_domain(
     released = {}
     for spec in columns:
         values = frame[spec.name]
+        epsilon_c, delta_c = epsilon * shares[spec.name], delta * shares[spec.name]
         if spec.kind in (ColumnKind.NUMERICAL, ColumnKind.DATETIME):
             released[spec.name] = _numeric(
                 _numbers(values), weights, epsilon_c, rng, public.ranges.get(spec.name), _type_range(spec)
@@ -177,6 +186,24 @@ def learn_domain(
                 values, units, weights, epsilon_c, delta_c, rng, candidates, max_values_per_unit
             )
     return DPDomain(epsilon=epsilon, delta=delta, columns=released, max_values_per_unit=max_values_per_unit)
+
+
+def budget_weights(columns: list[ColumnSpec], public: Public) -> dict[str, float]:
+    """Each column's share of the domain's (epsilon, delta), from the config alone; they sum to 1.
+
+    Splitting by what the config declares (not by anything measured) keeps the split itself
+    free of privacy cost; basic composition holds for any fixed shares.
+    """
+    weights = {}
+    for spec in columns:
+        if spec.name in public.ranges:
+            weights[spec.name] = PUBLIC_RANGE_WEIGHT
+        elif spec.name in public.values:
+            weights[spec.name] = PUBLIC_VALUES_WEIGHT
+        else:
+            weights[spec.name] = 1.0
+    total = sum(weights.values())
+    return {name: weight / total for name, weight in weights.items()}
 
 
 def sample_frame(domain: DPDomain, columns: list[ColumnSpec], rng: np.random.Generator) -> pd.DataFrame:
@@ -271,7 +298,8 @@ def _numeric(
     edges = np.linspace(low, high, BINS + 1) if high > low else np.array([low, low + 1.0])
     counts, _ = np.histogram(np.clip(values[present], low, high), bins=edges, weights=weights[present])
     counts = np.append(counts, weights[~present].sum())
-    noisy = np.clip(counts + rng.laplace(0, 2 / epsilon, len(counts)), 0, None)
+    histogram_epsilon = epsilon if bounds is not None else epsilon / 2
+    noisy = np.clip(counts + rng.laplace(0, 1 / histogram_epsilon, len(counts)), 0, None)
     total = noisy.sum()
     return ColumnDomain(
         kind="numeric",

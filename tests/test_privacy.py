@@ -205,6 +205,27 @@ def test_a_unit_counts_towards_at_most_max_values_per_unit_categories():
     assert domain.columns["dx"].threshold == pytest.approx(dp_domain.category_threshold(1.0, 1e-6, 2))
 
 
+def test_declared_columns_leave_the_budget_to_the_columns_that_need_it():
+    """Weights 1 (learnt), 0.5 (public range: histogram only), 0.25 (public values): the
+    undeclared code column gets 1/1.75 of the domain, not the 1/3 an equal split gave it,
+    so its release threshold is lower, and the shares still add up to the whole budget."""
+    spec = [
+        ColumnSpec("dx", ColumnKind.CATEGORICAL, "string"),
+        ColumnSpec("los", ColumnKind.NUMERICAL, "double"),
+        ColumnSpec("sex", ColumnKind.CATEGORICAL, "string"),
+    ]
+    config = parse_config({"columns": {"los": {"public_range": [0, 30]}, "sex": {"public_values": ["F", "M"]}}})
+    public = dp_domain.declared_public(spec, config.columns)
+    shares = dp_domain.budget_weights(spec, public)
+    assert shares == pytest.approx({"dx": 1 / 1.75, "los": 0.5 / 1.75, "sex": 0.25 / 1.75})
+    assert sum(shares.values()) == pytest.approx(1.0)
+    frame = pd.DataFrame({"dx": ["428"] * 300 + ["414"] * 200, "los": np.linspace(1, 20, 500), "sex": ["F", "M"] * 250})
+    domain = dp_domain.learn_domain(frame, spec, 1.0, 1e-6, np.random.default_rng(0), public=public)
+    assert domain.columns["dx"].threshold == pytest.approx(dp_domain.category_threshold(1 / 1.75, 1e-6 / 1.75, 1))
+    assert domain.columns["dx"].threshold < dp_domain.category_threshold(1 / 3, 1e-6 / 3, 1)
+    assert set(domain.columns["dx"].categories) - {None} == {"428", "414"}
+
+
 def test_declared_public_values_and_ranges_are_released_and_nothing_else():
     spec = [
         ColumnSpec("grade", ColumnKind.CATEGORICAL, "int64"),
