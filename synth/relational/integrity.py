@@ -1,0 +1,109 @@
+"""Referential integrity of a relational extract: orphans, duplicate and missing keys.
+
+Two ways to the same checks:
+
+* :func:`check_integrity` counts them with Arrow compute kernels (``is_in``,
+  ``count_distinct``), for the model and the evaluation;
+* :func:`table_expectations` states them as Great Expectations 1.x expectations for one
+  table, in the form :mod:`synth.expectations` builds and runs (``{"type", "kwargs"}``), so
+  they join that table's suite in the gate. GX has no cross-table expectation, so "every
+  foreign key value is a key of the parent" is ``expect_column_values_to_be_in_set``
+  with the parent's key values as the set.
+
+A null foreign key is counted apart from an orphan: it points nowhere rather than at a
+missing parent (the model refuses both, since every generated child has a parent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from synth.expectations import UNIQUE
+from synth.relational.schema import Relation, RelationalSchema
+
+IN_SET = "expect_column_values_to_be_in_set"
+NOT_NULL = "expect_column_values_to_not_be_null"
+
+
+@dataclass(frozen=True)
+class KeyCounts:
+    """Problems of one table's primary key."""
+
+    table: str
+    key: str
+    duplicates: int  # rows whose non-null key another row already has
+    nulls: int
+
+
+@dataclass(frozen=True)
+class LinkCounts:
+    """Problems of one foreign key."""
+
+    relation: str
+    orphans: int  # non-null values with no parent row
+    nulls: int
+
+
+@dataclass(frozen=True)
+class IntegrityReport:
+    """Every key problem of an extract, as counts."""
+
+    keys: tuple[KeyCounts, ...]
+    links: tuple[LinkCounts, ...]
+
+    @property
+    def problems(self) -> int:
+        """Total count of duplicate keys, null keys, orphans and null foreign keys."""
+        return sum(k.duplicates + k.nulls for k in self.keys) + sum(link.orphans + link.nulls for link in self.links)
+
+    def orphans(self) -> dict[str, int]:
+        return {link.relation: link.orphans for link in self.links}
+
+    def to_dict(self) -> dict:
+        return {"keys": [asdict(k) for k in self.keys], "links": [asdict(link) for link in self.links]}
+
+
+def check_integrity(tables: dict[str, pa.Table], schema: RelationalSchema) -> IntegrityReport:
+    """Count duplicate/null primary keys and orphan/null foreign keys of every table."""
+    keys = tuple(
+        key_counts(name, tables[name], key) for name in schema.order if (key := schema.primary_keys[name]) is not None
+    )
+    links = tuple(link_counts(r, tables[r.child], tables[r.parent]) for r in schema.relations)
+    return IntegrityReport(keys, links)
+
+
+def key_counts(name: str, table: pa.Table, key: str) -> KeyCounts:
+    values = table[key]
+    present = len(values) - values.null_count
+    return KeyCounts(name, key, present - pc.count_distinct(values, mode="only_valid").as_py(), values.null_count)
+
+
+def link_counts(relation: Relation, child: pa.Table, parent: pa.Table) -> LinkCounts:
+    values = child[relation.column]
+    found = pc.is_in(values, value_set=parent[relation.key].combine_chunks(), skip_nulls=True)
+    orphans = pc.sum(pc.and_(pc.is_valid(values), pc.invert(found))).as_py() or 0  # a null is counted apart
+    return LinkCounts(str(relation), int(orphans), values.null_count)
+
+
+def table_expectations(name: str, tables: dict[str, pa.Table], schema: RelationalSchema) -> list[dict]:
+    """The key checks of table ``name`` as GX expectations (see the module docstring).
+
+    Its primary key: not null, unique. Its foreign key: not null, every value in the
+    parent's key set (the parent's values as they are in ``tables``).
+    """
+    built = []
+    key = schema.primary_keys[name]
+    if key is not None:
+        built += [_expect(NOT_NULL, column=key), _expect(UNIQUE, column=key)]
+    relation = schema.parent_relation(name)
+    if relation is not None:
+        parent_keys = pc.unique(tables[relation.parent][relation.key].drop_null()).to_pylist()
+        built += [_expect(NOT_NULL, column=relation.column), _expect(IN_SET, column=relation.column, value_set=parent_keys)]
+    return built
+
+
+def _expect(kind: str, **kwargs) -> dict:
+    return {"type": kind, "kwargs": kwargs}
