@@ -55,6 +55,7 @@ from synth.relational.schema import Relation, RelationalSchema
 from synth.schema import ColumnSpec, Schema, infer_schema
 
 COUNT = "__n_"  # log(1 + rows of the child table under this row)
+COUNT_CATEGORIES = 50  # counts with at most this many distinct values are modelled as categories
 RELATIONAL_JSON = "relational.json"
 CONFIG_JSON = "config.json"
 TABLES_DIR = "tables"
@@ -300,8 +301,14 @@ def _level_schema(body: Schema, dates: TableDates, counts: dict) -> Schema:
     """What the table's VAE sees: modelled columns, linked dates as integer steps, one count per child."""
     linked = dates.linked
     columns = [ColumnSpec(c.name, ColumnKind.NUMERICAL, "int64") if c.name in linked else c for c in body.modelled]
-    columns += [ColumnSpec(COUNT + child, ColumnKind.NUMERICAL, "double") for child in counts]
+    columns += [ColumnSpec(COUNT + child, _count_kind(count), "double") for child, count in counts.items()]
     return Schema(columns=tuple(columns))
+
+
+def _count_kind(counts: np.ndarray) -> ColumnKind:
+    """A count with few distinct values is a category: the VAE's softmax head keeps a spike (the
+    cap on events per stay, the many patients with one admission) that a Gaussian mixture smooths."""
+    return ColumnKind.CATEGORICAL if len(np.unique(counts)) <= COUNT_CATEGORIES else ColumnKind.NUMERICAL
 
 
 def _dates_of(frame: pd.DataFrame, parent: TableModel, codes: np.ndarray) -> pd.DataFrame:
