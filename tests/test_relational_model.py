@@ -38,7 +38,8 @@ def test_the_tree_is_rebuilt_with_real_cardinalities_and_dates_in_order(fitted):
     result = evaluate_relational(real, synthetic, schema, {n: m.schema for n, m in model.tables_.items()})
     print({k: result[k] for k in ("cardinality", "pair_trends", "orphans", "date_orders")})
     assert set(result["orphans"].values()) == {0}
-    assert set(result["cardinality"]) == {"visits.patient_id -> patients.patient_id", "labs.visit_id -> visits.visit_id"}
+    relations = {"visits.patient_id -> patients.patient_id", "labs.visit_id -> visits.visit_id"}
+    assert set(result["cardinality"]) == relations
     assert min(result["cardinality"].values()) >= 0.9
     # every order the generator builds holds in the real rows, so each is checked, and none is broken
     assert result["date_orders"] == {
@@ -77,8 +78,22 @@ def test_save_and_load_give_the_same_samples(fitted, tmp_path):
 
 def test_orphans_and_privacy_are_refused_plainly():
     tables, schema = three_level(n_patients=30)
-    broken = dict(tables, visits=tables["visits"].set_column(1, "patient_id", pa.array([1] * tables["visits"].num_rows)))
+    orphans = pa.array([1] * tables["visits"].num_rows)  # no patient has id 1
+    broken = dict(tables, visits=tables["visits"].set_column(1, "patient_id", orphans))
     with pytest.raises(SchemaError, match="keys are not intact"):
         RelationalSynthesizer().fit(broken, schema, parse_config(SMALL))
     with pytest.raises(ConfigError, match="differential privacy is not supported for relational extracts"):
         RelationalSynthesizer().fit(tables, schema, parse_config({"privacy": {"epsilon": 1.0}}))
+
+
+def test_a_root_row_without_children_gives_empty_tables_with_the_real_columns(fitted):
+    real, _, model, _ = fitted
+    empty = None
+    for seed in range(200):
+        out = model.sample(1, seed=seed)
+        if out["visits"].num_rows == 0:
+            empty = out
+            break
+    assert empty is not None, "no seed drew a patient without visits"
+    assert empty["labs"].num_rows == 0
+    assert empty["visits"].schema == real["visits"].schema and empty["labs"].schema == real["labs"].schema

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+import yaml
 
 from synth.errors import ConfigError
 from synth.relational.schema import RelationalSchema, infer_keys, parse_relational
@@ -14,11 +15,17 @@ def _schema(tables: dict, data: dict | None = None) -> RelationalSchema:
     return RelationalSchema.from_config(parse_relational({"tables": tables}), data)
 
 
+ISSUE_YAML = """
+tables:
+  patients: {source: patients.csv, primary_key: id}
+  labs: {source: labs.csv, foreign_keys: {id: patients.id}}
+"""
+
+
 def test_the_issue_shape_parses_into_a_two_table_tree():
-    schema = _schema({
-        "patients": {"source": "patients.csv", "primary_key": "id"},
-        "labs": {"source": "labs.csv", "foreign_keys": {"id": "patients.id"}},
-    })
+    config = parse_relational(yaml.safe_load(ISSUE_YAML))
+    assert config.tables["labs"].source == "labs.csv"
+    schema = RelationalSchema.from_config(config)
     assert schema.order == ("patients", "labs")
     assert schema.root == "patients"
     assert [str(r) for r in schema.children("patients")] == ["labs.id -> patients.id"]
@@ -43,13 +50,19 @@ def test_tree_order_puts_parents_first_and_keeps_the_config_order_among_siblings
     ("tables", "message"),
     [
         ({"a": {"primary_key": "id"}, "b": {"foreign_keys": {"id": "c.id"}}}, "no table named 'c'"),
-        ({"a": {"primary_key": "id"}, "b": {"foreign_keys": {"a_id": "a.code"}}}, "must point at 'a''s primary key ('id')"),
+        (
+            {"a": {"primary_key": "id"}, "b": {"foreign_keys": {"a_id": "a.code"}}},
+            "must point at 'a''s primary key ('id')",
+        ),
         (
             {"a": {"primary_key": "id"}, "b": {"primary_key": "id"}, "c": {"foreign_keys": {"x": "a.id", "y": "b.id"}}},
             "a table with two parents is not supported",
         ),
         (
-            {"a": {"primary_key": "id", "foreign_keys": {"b_id": "b.id"}}, "b": {"primary_key": "id", "foreign_keys": {"a_id": "a.id"}}},
+            {
+                "a": {"primary_key": "id", "foreign_keys": {"b_id": "b.id"}},
+                "b": {"primary_key": "id", "foreign_keys": {"a_id": "a.id"}},
+            },
             "the foreign keys form a cycle",
         ),
         ({"a": {"primary_key": "id"}, "b": {"primary_key": "id"}}, "exactly one root table"),
@@ -77,7 +90,8 @@ def test_keys_are_inferred_from_names_and_values_and_said():
     rng = np.random.default_rng(0)
     patients = pa.table({"id": np.arange(1, 51), "age": rng.integers(20, 90, 50)})
     labs = pa.table({"id": rng.integers(1, 51, 200), "value": rng.normal(size=200)})
-    config, said = infer_keys(parse_relational({"tables": {"patients": {}, "labs": {}}}), {"patients": patients, "labs": labs})
+    bare = parse_relational({"tables": {"patients": {}, "labs": {}}})
+    config, said = infer_keys(bare, {"patients": patients, "labs": labs})
     assert config.tables["patients"].primary_key == "id"
     assert config.tables["labs"].primary_key is None  # labs.id repeats: not a primary key
     assert config.tables["labs"].foreign_keys == {"id": "patients.id"}
@@ -91,7 +105,8 @@ def test_keys_are_inferred_from_names_and_values_and_said():
 def test_no_foreign_key_is_inferred_when_a_value_has_no_parent():
     patients = pa.table({"id": [1, 2, 3]})
     labs = pa.table({"id": [1, 2, 4]})  # 4 is not a patient
-    config, said = infer_keys(parse_relational({"tables": {"patients": {}, "labs": {}}}), {"patients": patients, "labs": labs})
+    bare = parse_relational({"tables": {"patients": {}, "labs": {}}})
+    config, said = infer_keys(bare, {"patients": patients, "labs": labs})
     assert config.tables["labs"].foreign_keys == {}
     assert config.tables["labs"].primary_key == "id"  # unique and non-null: obvious by the rule
     assert len(said) == 2 and all("primary key" in s for s in said)

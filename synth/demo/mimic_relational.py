@@ -73,4 +73,5 @@ def build_relational_tables(
         tables = {name: frame.collect(engine="streaming").to_arrow() for name, frame in lazy.items()}
     except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as exc:
         raise SourceError(f"cannot read the MIMIC-III tables in {folder}: {exc}") from None
-    return tables, RelationalSchema.from_config(parse_relational(CONFIG, origin="the relational MIMIC-III demo"), tables)
+    config = parse_relational(CONFIG, origin="the relational MIMIC-III demo")
+    return tables, RelationalSchema.from_config(config, tables)

@@ -101,7 +101,8 @@ def table_expectations(name: str, tables: dict[str, pa.Table], schema: Relationa
     relation = schema.parent_relation(name)
     if relation is not None:
         parent_keys = pc.unique(tables[relation.parent][relation.key].drop_null()).to_pylist()
-        built += [_expect(NOT_NULL, column=relation.column), _expect(IN_SET, column=relation.column, value_set=parent_keys)]
+        built.append(_expect(NOT_NULL, column=relation.column))
+        built.append(_expect(IN_SET, column=relation.column, value_set=parent_keys))
     return built
 
 

@@ -101,7 +101,9 @@ class RelationalSynthesizer:
     name = "relational-vae"
 
     # -- fitting ---------------------------------------------------------------------------
-    def fit(self, tables: dict[str, pa.Table], schema: RelationalSchema, config: PipelineConfig) -> RelationalSynthesizer:
+    def fit(
+        self, tables: dict[str, pa.Table], schema: RelationalSchema, config: PipelineConfig
+    ) -> RelationalSynthesizer:
         """Learn every table of ``schema`` from ``tables``, parents first.
 
         Raises:
@@ -127,7 +129,7 @@ class RelationalSynthesizer:
             codes = parent_of.get(name)
             full, body = _schemas(table, schema.key_columns(name), config, name)
             frame = to_model_frame(table, body)
-            parent_dates = None if relation is None else _dates_of(frames[relation.parent], self.tables_[relation.parent], codes)
+            parent_dates = self._parent_dates(relation, frames, codes)
             dates = plan_dates(frame, parent_dates, config.entity.order_threshold)
             level = encode_dates(frame, parent_dates, dates)
             children = schema.children(name)
@@ -156,8 +158,18 @@ class RelationalSynthesizer:
 
     def _condition(self, relation: Relation, parent_matrix: np.ndarray, codes: np.ndarray) -> torch.Tensor:
         """(rows, E): each row's parent vector (as the parent's network sees it) and its place among siblings."""
-        vectors = self.tables_[relation.parent].vae.encode_inputs(parent_matrix)
-        return torch.cat([vectors[torch.as_tensor(codes, dtype=torch.long)], torch.as_tensor(position_features(codes))], 1)
+        vectors = self.tables_[relation.parent].vae.encode_inputs(parent_matrix)  # (parent rows, E - 4)
+        index = torch.as_tensor(codes, dtype=torch.long)
+        return torch.cat([vectors[index], torch.as_tensor(position_features(codes))], dim=1)
+
+    def _parent_dates(
+        self, relation: Relation | None, frames: dict[str, pd.DataFrame], codes: np.ndarray | None
+    ) -> pd.DataFrame | None:
+        """The parent row's dates, one row per row of the table (None for the root)."""
+        if relation is None:
+            return None
+        dates = list(self.tables_[relation.parent].dates.order)
+        return frames[relation.parent][dates].iloc[codes].reset_index(drop=True)
 
     # -- sampling --------------------------------------------------------------------------
     def sample(self, n_roots: int, seed: int = 0) -> dict[str, pa.Table]:
@@ -175,32 +187,30 @@ class RelationalSynthesizer:
         for name, stream in zip(schema.order, streams):
             model, relation = self.tables_[name], schema.parent_relation(name)
             generator = torch.Generator().manual_seed(int(stream.generate_state(1, dtype=np.uint64)[0] >> 1))
-            if relation is None:
-                codes, condition = None, None
-                n = n_roots
-            else:
-                codes = np.repeat(np.arange(len(counts[name])), counts[name])
-                condition = self._condition(relation, matrices[relation.parent], codes)
-                n = len(codes)
-            matrix = model.vae.generate(n, generator, condition) if n else np.empty((0, len(model.vae.transformer_.segments_)))
-            level = model.vae.reverse(matrix) if n else _empty_level(model)
-            parent_dates = None if relation is None else _dates_of(frames[relation.parent], self.tables_[relation.parent], codes)
-            frame = decode_dates(level.reset_index(drop=True), parent_dates, model.dates)
-            for child, most in model.max_children.items():
-                logs = pd.to_numeric(frame.pop(COUNT + child), errors="coerce").fillna(0).to_numpy()
-                counts[child] = np.clip(np.round(np.expm1(np.clip(logs, 0, math.log1p(most)))), 0, most).astype(np.int64)
+            codes = None if relation is None else np.repeat(np.arange(len(counts[name])), counts[name])
+            n = n_roots if codes is None else len(codes)
+            if n:
+                condition = None if codes is None else self._condition(relation, matrices[relation.parent], codes)
+                matrices[name] = model.vae.generate(n, generator, condition)
+                level = model.vae.reverse(matrices[name]).reset_index(drop=True)
+            else:  # every parent drew no child here: an empty table, and empty ones below it
+                matrices[name] = np.empty((0, len(model.vae.transformer_.segments_)))
+                level = _empty_level(model)
+            parent_dates = self._parent_dates(relation, frames, codes)
+            frame = decode_dates(level, parent_dates, model.dates)
+            counts |= _drawn_counts(frame, model)
             key = schema.primary_keys[name]
             if key is not None:
                 keys[name] = _fresh_keys(model, key, n)
                 frame[key] = keys[name].to_numpy(zero_copy_only=False)
-            if relation is not None:
+            if relation is not None:  # each row carries its synthetic parent's key: no orphans
                 parents = pc.cast(keys[relation.parent], model.schema[relation.column].arrow)
                 frame[relation.column] = parents.take(pa.array(codes, pa.int64())).to_numpy(zero_copy_only=False)
             rng = np.random.default_rng(stream.spawn(1)[0])
             for spec in model.body.of_kind(ColumnKind.IDENTIFIER):
                 fresh = identifiers.fresh_values(spec, model.formats[spec.name], 0, n, rng, self.config_.pii.locale)
                 frame[spec.name] = fresh.to_numpy(zero_copy_only=False)
-            frames[name], matrices[name] = frame, matrix
+            frames[name] = frame
             out[name] = to_arrow(frame, model.schema)
         return out
 
@@ -261,7 +271,9 @@ class RelationalSynthesizer:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _grouped(tables: dict[str, pa.Table], schema: RelationalSchema) -> tuple[dict[str, pa.Table], dict[str, np.ndarray]]:
+def _grouped(
+    tables: dict[str, pa.Table], schema: RelationalSchema
+) -> tuple[dict[str, pa.Table], dict[str, np.ndarray]]:
     """Every child table's rows grouped by parent row (parents in their grouped order), and each
     row's parent index: position features need siblings next to each other, in date order."""
     grouped, parent_of = {}, {}
@@ -292,8 +304,8 @@ def _schemas(table: pa.Table, keys: list[str], config: PipelineConfig, name: str
         raise SchemaError(f"table {name!r}: {exc}") from None
     keys_specs = {k: ColumnSpec(k, ColumnKind.IDENTIFIER, str(table.schema.field(k).type)) for k in keys}
     columns = [keys_specs.get(c) or (body[c] if c in body.names else None) for c in table.column_names]
-    full = Schema(columns=tuple(c for c in columns if c is not None), dropped=body.dropped,
-                  direct_identifiers=body.direct_identifiers)
+    kept = tuple(c for c in columns if c is not None)
+    full = Schema(columns=kept, dropped=body.dropped, direct_identifiers=body.direct_identifiers)
     return full, body
 
 
@@ -305,15 +317,20 @@ def _level_schema(body: Schema, dates: TableDates, counts: dict) -> Schema:
     return Schema(columns=tuple(columns))
 
 
+def _drawn_counts(frame: pd.DataFrame, model: TableModel) -> dict[str, np.ndarray]:
+    """Rows of each child table under each generated row (the count columns leave ``frame``),
+    inside the real range: a drawn count never exceeds the most one real row had."""
+    counts = {}
+    for child, most in model.max_children.items():
+        logs = pd.to_numeric(frame.pop(COUNT + child), errors="coerce").fillna(0).to_numpy()
+        counts[child] = np.clip(np.round(np.expm1(np.clip(logs, 0, math.log1p(most)))), 0, most).astype(np.int64)
+    return counts
+
+
 def _count_kind(counts: np.ndarray) -> ColumnKind:
     """A count with few distinct values is a category: the VAE's softmax head keeps a spike (the
     cap on events per stay, the many patients with one admission) that a Gaussian mixture smooths."""
     return ColumnKind.CATEGORICAL if len(np.unique(counts)) <= COUNT_CATEGORIES else ColumnKind.NUMERICAL
-
-
-def _dates_of(frame: pd.DataFrame, parent: TableModel, codes: np.ndarray) -> pd.DataFrame:
-    """The parent's dates, one row per child row."""
-    return frame[list(parent.dates.order)].iloc[codes].reset_index(drop=True)
 
 
 def _key_start(keys: pa.ChunkedArray) -> int | None:

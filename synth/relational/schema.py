@@ -228,7 +228,9 @@ def infer_keys(config: RelationalConfig, tables: dict[str, pa.Table]) -> tuple[R
         if len(candidates) == 1:
             column, parent, key = candidates[0]
             specs[name] = spec.model_copy(update={"foreign_keys": {column: f"{parent}.{key}"}})
-            said.append(f"{name}.{column} -> {parent}.{key} is a foreign key: same name, every value found in {parent!r}")
+            said.append(
+                f"{name}.{column} -> {parent}.{key} is a foreign key: same name, every value found in {parent!r}"
+            )
         elif candidates:
             listed = ", ".join(f"{c} -> {p}.{k}" for c, p, k in candidates)
             said.append(f"{name!r} could hang under several tables ({listed}): declare its foreign key; none inferred")
