@@ -17,8 +17,13 @@ CONFIG = {
 DAY_US = 86_400 * 1_000_000
 
 
-def three_level(n_patients: int = 300, seed: int = 0) -> tuple[dict[str, pa.Table], RelationalSchema]:
-    """Patients with Poisson(2) visits (zeros included), visits with 1 + Poisson(2) labs inside the stay.
+def three_level(
+    n_patients: int = 300, seed: int = 0, labs_carry_patient: bool = False
+) -> tuple[dict[str, pa.Table], RelationalSchema]:
+    """Patients with Poisson visits (zeros included), visits with 1 + Poisson(2) labs inside the stay.
+
+    ``labs_carry_patient``: labs also carry their patient's key (a grandparent's key, as
+    MIMIC's ICUSTAYS carries ``subject_id``), declared as a second foreign key.
 
     Older patients visit more often and stay longer, so a parent column moves an
     aggregated child column (count, mean) as the inter-table trends expect.
@@ -57,5 +62,10 @@ def three_level(n_patients: int = 300, seed: int = 0) -> tuple[dict[str, pa.Tabl
         "value": np.round(rng.normal(50 + age[owner][visit] / 4, 10), 1),
         "taken": taken,
     })
+    config = CONFIG
+    if labs_carry_patient:
+        labs = labs.add_column(2, "patient_id", pa.array(visits["patient_id"].to_numpy()[visit]))
+        keys = {"visit_id": "visits.visit_id", "patient_id": "patients.patient_id"}
+        config = {"tables": {**CONFIG["tables"], "labs": {"primary_key": "lab_id", "foreign_keys": keys}}}
     tables = {"patients": patients, "visits": visits, "labs": labs}
-    return tables, RelationalSchema.from_config(parse_relational(CONFIG), tables)
+    return tables, RelationalSchema.from_config(parse_relational(config), tables)

@@ -58,3 +58,22 @@ def test_great_expectations_finds_the_same_problems(broken):
     assert found["visits"][("expect_column_values_to_be_unique", "vid")] == (True, 0)
     assert found["labs"][("expect_column_values_to_be_in_set", "vid")] == (False, 3)
     assert found["labs"][("expect_column_values_to_not_be_null", "vid")] == (True, 0)
+
+
+def test_a_grandparents_key_that_disagrees_with_the_chain_is_counted():
+    config = {**CONFIG, "labs": {"foreign_keys": {"vid": "visits.vid", "pid": "patients.pid"}}}
+    tables = {
+        "patients": pa.table({"pid": [1, 2]}),
+        "visits": pa.table({"vid": [5, 6, 7], "pid": [1, 1, 2]}),
+        # visit 7 is patient 2's; the second row says 1; the last row's visit 9 does not exist
+        "labs": pa.table({"vid": [5, 7, 7, 9], "pid": [1, 1, 2, 2]}),
+    }
+    schema = RelationalSchema.from_config(parse_relational({"tables": config}), tables)
+    links = {link.relation: (link.orphans, link.mismatches) for link in check_integrity(tables, schema).links}
+    assert links == {
+        "visits.pid -> patients.pid": (0, 0),
+        "labs.vid -> visits.vid": (1, 0),
+        "labs.pid -> patients.pid": (0, 1),
+    }
+    kinds = [(e["type"], e["kwargs"]["column"]) for e in table_expectations("labs", tables, schema)]
+    assert ("expect_column_values_to_be_in_set", "pid") in kinds and ("expect_column_values_to_be_in_set", "vid") in kinds

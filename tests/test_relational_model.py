@@ -97,3 +97,14 @@ def test_a_root_row_without_children_gives_empty_tables_with_the_real_columns(fi
     assert empty is not None, "no seed drew a patient without visits"
     assert empty["labs"].num_rows == 0
     assert empty["visits"].schema == real["visits"].schema and empty["labs"].schema == real["labs"].schema
+
+
+def test_a_grandparents_key_is_copied_down_the_chain():
+    tables, schema = three_level(n_patients=80, labs_carry_patient=True)
+    tiny = {"model": {"epochs": 5, "hidden_dims": [32], "batch_size": 128, "latent_dim": 4}}
+    model = RelationalSynthesizer().fit(tables, schema, parse_config(tiny))
+    assert "patient_id" not in model.tables_["labs"].body.names  # a key, never modelled
+    synthetic = model.sample(80, seed=3)
+    report = check_integrity(synthetic, schema)
+    assert report.problems == 0 and synthetic["labs"].num_rows > 0
+    assert {link.relation: link.mismatches for link in report.links}["labs.patient_id -> patients.patient_id"] == 0

@@ -46,6 +46,18 @@ def test_tree_order_puts_parents_first_and_keeps_the_config_order_among_siblings
     assert schema.key_columns("labs") == ["lab_id", "visit_id"]
 
 
+def test_a_grandparents_key_is_a_shortcut_not_a_second_parent():
+    schema = _schema({
+        "patients": {"primary_key": "pid"},
+        "visits": {"primary_key": "vid", "foreign_keys": {"pid": "patients.pid"}},
+        "labs": {"foreign_keys": {"pid": "patients.pid", "vid": "visits.vid"}},
+    })
+    assert str(schema.parent_relation("labs")) == "labs.vid -> visits.vid"
+    assert [str(r) for r in schema.shortcuts] == ["labs.pid -> patients.pid"]
+    assert schema.key_columns("labs") == ["vid", "pid"]
+    assert [r.parent for r in schema.chain("labs", "patients")] == ["visits", "patients"]
+
+
 @pytest.mark.parametrize(
     ("tables", "message"),
     [
@@ -66,6 +78,10 @@ def test_tree_order_puts_parents_first_and_keeps_the_config_order_among_siblings
             "the foreign keys form a cycle",
         ),
         ({"a": {"primary_key": "id"}, "b": {"primary_key": "id"}}, "exactly one root table"),
+        (
+            {"a": {"primary_key": "id"}, "b": {"foreign_keys": {"x": "a.id", "y": "a.id"}}},
+            "a table with two parents is not supported",
+        ),
     ],
 )
 def test_invalid_trees_are_refused_with_a_specific_message(tables, message):

@@ -16,8 +16,9 @@ missing parent (the model refuses both, since every generated child has a parent
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -45,6 +46,7 @@ class LinkCounts:
     relation: str
     orphans: int  # non-null values with no parent row
     nulls: int
+    mismatches: int = 0  # an ancestor's key that is not the one up the chain of parents
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ class IntegrityReport:
     @property
     def problems(self) -> int:
         """Total count of duplicate keys, null keys, orphans and null foreign keys."""
-        return sum(k.duplicates + k.nulls for k in self.keys) + sum(link.orphans + link.nulls for link in self.links)
+        links = sum(link.orphans + link.nulls + link.mismatches for link in self.links)
+        return sum(k.duplicates + k.nulls for k in self.keys) + links
 
     def orphans(self) -> dict[str, int]:
         return {link.relation: link.orphans for link in self.links}
@@ -71,8 +74,11 @@ def check_integrity(tables: dict[str, pa.Table], schema: RelationalSchema) -> In
     keys = tuple(
         key_counts(name, tables[name], key) for name in schema.order if (key := schema.primary_keys[name]) is not None
     )
-    links = tuple(link_counts(r, tables[r.child], tables[r.parent]) for r in schema.relations)
-    return IntegrityReport(keys, links)
+    links = [link_counts(r, tables[r.child], tables[r.parent]) for r in schema.relations]
+    for shortcut in schema.shortcuts:
+        counts = link_counts(shortcut, tables[shortcut.child], tables[shortcut.parent])
+        links.append(replace(counts, mismatches=chain_mismatches(tables, schema, shortcut)))
+    return IntegrityReport(keys, tuple(links))
 
 
 def key_counts(name: str, table: pa.Table, key: str) -> KeyCounts:
@@ -88,18 +94,38 @@ def link_counts(relation: Relation, child: pa.Table, parent: pa.Table) -> LinkCo
     return LinkCounts(str(relation), int(orphans), values.null_count)
 
 
+def chain_mismatches(tables: dict[str, pa.Table], schema: RelationalSchema, shortcut: Relation) -> int:
+    """Rows whose ancestor key (``shortcut``) is not the one found up the chain of parents.
+
+    Rows whose chain breaks (an orphan on the way) and null keys are counted elsewhere.
+    """
+    child = tables[shortcut.child]
+    rows = np.arange(child.num_rows)  # each child row's row in the table reached so far (-1: broken)
+    for relation in schema.chain(shortcut.child, shortcut.parent):
+        values = tables[relation.child][relation.column].take(pa.array(np.maximum(rows, 0)))
+        index = pc.index_in(values, value_set=tables[relation.parent][relation.key].combine_chunks())
+        rows = np.where(rows >= 0, pc.fill_null(index, -1).to_numpy(zero_copy_only=False), -1)
+    whole = rows >= 0
+    chained = tables[shortcut.parent][shortcut.key].take(pa.array(rows[whole]))
+    carried = child[shortcut.column].take(pa.array(np.flatnonzero(whole)))
+    same = pc.fill_null(pc.equal(pc.cast(carried, chained.type), chained), True)
+    return int(pc.sum(pc.invert(same)).as_py() or 0)
+
+
 def table_expectations(name: str, tables: dict[str, pa.Table], schema: RelationalSchema) -> list[dict]:
     """The key checks of table ``name`` as GX expectations (see the module docstring).
 
-    Its primary key: not null, unique. Its foreign key: not null, every value in the
-    parent's key set (the parent's values as they are in ``tables``).
+    Its primary key: not null, unique. Its foreign keys (the parent's, and any ancestor's
+    it carries): not null, every value in that table's key set (as it is in ``tables``).
+    That an ancestor's key agrees with the chain of parents spans tables: only
+    :func:`check_integrity` counts it.
     """
     built = []
     key = schema.primary_keys[name]
     if key is not None:
         built += [_expect(NOT_NULL, column=key), _expect(UNIQUE, column=key)]
-    relation = schema.parent_relation(name)
-    if relation is not None:
+    parent = schema.parent_relation(name)
+    for relation in ([parent] if parent else []) + schema.shortcuts_of(name):
         parent_keys = pc.unique(tables[relation.parent][relation.key].drop_null()).to_pylist()
         built.append(_expect(NOT_NULL, column=relation.column))
         built.append(_expect(IN_SET, column=relation.column, value_set=parent_keys))

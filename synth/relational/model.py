@@ -6,8 +6,9 @@ vector, then each of its rows conditioned on it. Here every table of the tree
 :class:`~synth.models.table_vae.TableVAE` - the same engine, reused unchanged:
 
 * the **root** table's VAE models its rows plus one column per child table: the log of
-  1 + the number of that table's rows under the row (several children tables per parent
-  are several columns, drawn jointly with the row's attributes);
+  1 + the number of that table's rows under the row, a category when it takes few values
+  (several children tables per parent are several columns, drawn jointly with the row's
+  attributes);
 * a **child** table's VAE models its rows **conditioned on its parent's row** - the
   parent's whole encoded vector as the parent's network sees it (which includes the
   parent's own children counts) and the row's position among its siblings
@@ -18,10 +19,11 @@ Sampling walks the tree parents first: ``n_roots`` root rows, then for each tabl
 many rows under each synthetic parent row as the parent's model drew, conditioned on
 that parent's generated vector. Keys are fresh (integer keys start past the largest real
 one, text keys are ``syn-`` counters) and every foreign key is its synthetic parent's
-key, so there are no orphans by construction. Dates are stored as non-negative steps
-after their own or their parent's dates and capped at the parent's later dates
-(:mod:`synth.relational.dates`), so admission <= ICU in <= ICU out <= discharge and
-events inside their stay hold wherever they hold in the real data.
+key, so there are no orphans by construction. A grandparent's key a table carries is
+copied down the chain. Dates are stored as non-negative steps after their own or their
+parent's dates, raised to the other dates they follow and capped at the parent's later
+dates (:mod:`synth.relational.dates`), so admission <= ICU in <= ICU out <= discharge and
+events inside their stay hold wherever they hold in (almost) every real row.
 
 What it does not do (yet): differential privacy (the issue's patient-as-unit across all
 tables needs per-patient clipping over the whole tree; refused plainly), rejection of
@@ -43,7 +45,7 @@ import torch
 from synth import identifiers
 from synth.artifact import VERSIONS_JSON, check_plain_files, check_versions, library_versions, read_json
 from synth.config import ColumnKind, PipelineConfig
-from synth.entity import POSITION_FEATURES, position_features
+from synth.entity import position_features
 from synth.errors import ConfigError, ModelError, SchemaError
 from synth.frames import to_arrow, to_model_frame
 from synth.io.atomic import atomic_dir, write_json_atomic, write_text_atomic
@@ -183,7 +185,7 @@ class RelationalSynthesizer:
             raise ValueError("n_roots must be at least 1")
         schema = self.schema_
         streams = np.random.SeedSequence(seed).spawn(len(schema.order))
-        frames, matrices, keys, counts, out = {}, {}, {}, {}, {}
+        frames, matrices, keys, counts, codes_of, out = {}, {}, {}, {}, {}, {}
         for name, stream in zip(schema.order, streams):
             model, relation = self.tables_[name], schema.parent_relation(name)
             generator = torch.Generator().manual_seed(int(stream.generate_state(1, dtype=np.uint64)[0] >> 1))
@@ -203,9 +205,14 @@ class RelationalSynthesizer:
             if key is not None:
                 keys[name] = _fresh_keys(model, key, n)
                 frame[key] = keys[name].to_numpy(zero_copy_only=False)
+            codes_of[name] = codes
             if relation is not None:  # each row carries its synthetic parent's key: no orphans
-                parents = pc.cast(keys[relation.parent], model.schema[relation.column].arrow)
-                frame[relation.column] = parents.take(pa.array(codes, pa.int64())).to_numpy(zero_copy_only=False)
+                frame[relation.column] = _keys_at(keys[relation.parent], codes, model.schema[relation.column])
+            for shortcut in schema.shortcuts_of(name):  # an ancestor's key: the one up the chain
+                rows = codes
+                for step in schema.chain(name, shortcut.parent)[1:]:
+                    rows = codes_of[step.child][rows]
+                frame[shortcut.column] = _keys_at(keys[shortcut.parent], rows, model.schema[shortcut.column])
             rng = np.random.default_rng(stream.spawn(1)[0])
             for spec in model.body.of_kind(ColumnKind.IDENTIFIER):
                 fresh = identifiers.fresh_values(spec, model.formats[spec.name], 0, n, rng, self.config_.pii.locale)
@@ -224,6 +231,7 @@ class RelationalSynthesizer:
                 "name": self.name,
                 "primary_keys": self.schema_.primary_keys,
                 "relations": [vars(r) for r in self.schema_.relations],
+                "shortcuts": [vars(r) for r in self.schema_.shortcuts],
                 "order": list(self.schema_.order),
                 "tables": {name: model.to_dict() for name, model in self.tables_.items()},
             }
@@ -246,7 +254,8 @@ class RelationalSynthesizer:
         self = cls()
         self.config_ = PipelineConfig.model_validate(read_json(folder / CONFIG_JSON))
         relations = tuple(Relation(**r) for r in tree["relations"])
-        self.schema_ = RelationalSchema(tree["primary_keys"], relations, tuple(tree["order"]))
+        shortcuts = tuple(Relation(**r) for r in tree["shortcuts"])
+        self.schema_ = RelationalSchema(tree["primary_keys"], relations, tuple(tree["order"]), shortcuts)
         self.tables_, self.training_ = {}, {}
         for position, name in enumerate(self.schema_.order):
             data = tree["tables"][name]
@@ -345,6 +354,11 @@ def _fresh_keys(model: TableModel, key: str, n: int) -> pa.Array:
     if model.key_start is not None:
         return pa.array(np.arange(model.key_start, model.key_start + n, dtype=np.int64)).cast(arrow_type)
     return identifiers.fresh_ids(arrow_type, None, 0, n)
+
+
+def _keys_at(keys: pa.Array, rows: np.ndarray, spec: ColumnSpec) -> np.ndarray:
+    """The generated ``keys`` of the given rows, typed as the column that carries them."""
+    return pc.cast(keys, spec.arrow).take(pa.array(rows, pa.int64())).to_numpy(zero_copy_only=False)
 
 
 def _empty_level(model: TableModel) -> pd.DataFrame:

@@ -10,9 +10,12 @@ issue asks for::
 :class:`RelationalConfig` is that mapping as a pydantic model (it can hang under the
 pipeline config unchanged); :class:`RelationalSchema` is the validated tree the model
 walks. The supported shape is a **tree**: one root table, every other table with exactly
-one parent, each foreign key pointing at its parent's primary key. A table with two
-parents (a many-to-many link table) is refused with a plain message: generating it would
-need both parents sampled jointly, which this model does not do.
+one parent, each foreign key pointing at its parent's primary key. A table may also carry
+the keys of its grandparents and above (MIMIC's ICUSTAYS has ``subject_id`` beside
+``hadm_id``): these *shortcuts* are copied down the chain, never modelled. A table with
+two parents that are not one above the other (a many-to-many link table) is refused with
+a plain message: generating it would need both parents sampled jointly, which this
+model does not do.
 
 Keys the config leaves out can be inferred where names and values make them obvious
 (:func:`infer_keys`): a primary key is a column named ``id`` or ``<table>_id`` that is
@@ -94,8 +97,9 @@ class RelationalSchema:
     """
 
     primary_keys: dict[str, str | None]
-    relations: tuple[Relation, ...]
+    relations: tuple[Relation, ...]  # one per non-root table: the key of its parent
     order: tuple[str, ...]  # parents before children
+    shortcuts: tuple[Relation, ...] = ()  # keys of a table's grandparents and above (ICUSTAYS' subject_id)
 
     @property
     def root(self) -> str:
@@ -110,55 +114,98 @@ class RelationalSchema:
         rank = {name: i for i, name in enumerate(self.order)}
         return sorted((r for r in self.relations if r.parent == table), key=lambda r: rank[r.child])
 
+    def shortcuts_of(self, table: str) -> list[Relation]:
+        """The keys of ``table``'s ancestors above its parent that it carries."""
+        return [r for r in self.shortcuts if r.child == table]
+
     def key_columns(self, table: str) -> list[str]:
-        """The columns of ``table`` that are keys (generated fresh or copied from the parent, never modelled)."""
+        """The columns of ``table`` that are keys (generated fresh or copied from above, never modelled)."""
         keys = [self.primary_keys[table]] if self.primary_keys[table] else []
         relation = self.parent_relation(table)
-        return keys + ([relation.column] if relation and relation.column not in keys else [])
+        foreign = ([relation] if relation else []) + self.shortcuts_of(table)
+        return keys + [r.column for r in foreign if r.column not in keys]
+
+    def chain(self, table: str, ancestor: str) -> list[Relation]:
+        """The relations from ``table`` up to ``ancestor``, nearest first."""
+        out, name = [], table
+        while name != ancestor:
+            relation = self.parent_relation(name)
+            out.append(relation)
+            name = relation.parent
+        return out
 
     @classmethod
     def from_config(cls, config: RelationalConfig, tables: dict[str, pa.Table] | None = None) -> RelationalSchema:
         """Validate ``config`` (and, given the tables, that every key column exists).
 
         Raises:
-            ConfigError: an unknown table or column, a foreign key not aimed at its parent's
-                primary key, a table with two parents, a cycle, or not exactly one root table.
+            ConfigError: an unknown table or column, a foreign key not aimed at a primary
+                key, a table with two parents, a cycle, or not exactly one root table.
         """
         specs = config.tables
         if tables is not None:
             _check_columns(specs, tables)
-        relations = []
-        for child, spec in specs.items():
-            if len(spec.foreign_keys) > 1:
-                targets = ", ".join(f"{c} -> {t}" for c, t in spec.foreign_keys.items())
-                raise ConfigError(
-                    f"table {child!r} has {len(spec.foreign_keys)} foreign keys ({targets}); a table with two parents "
-                    "is not supported: keep the key of its direct parent and drop (or declare as an ordinary "
-                    "column) the others"
-                )
-            for column, target in spec.foreign_keys.items():
-                parent, _, key = target.partition(".")
-                if parent not in specs:
-                    raise ConfigError(f"table {child!r}: foreign key {column} -> {target}: no table named {parent!r}")
-                if specs[parent].primary_key != key:
-                    raise ConfigError(
-                        f"table {child!r}: foreign key {column} -> {target} must point at {parent!r}'s primary key"
-                        + (f" ({specs[parent].primary_key!r})" if specs[parent].primary_key else " (it declares none)")
-                    )
-                relations.append(Relation(parent, key, child, column))
-        graph = {name: {r.parent for r in relations if r.child == name} for name in specs}
+        links = [
+            _link(child, column, target, specs)
+            for child, spec in specs.items()
+            for column, target in spec.foreign_keys.items()
+        ]
+        graph = {name: {r.parent for r in links if r.child == name} for name in specs}
         try:
             order = _stable_order(graph, {name: i for i, name in enumerate(specs)})
         except graphlib.CycleError as exc:
             cycle = " -> ".join(exc.args[1])
             raise ConfigError(f"the foreign keys form a cycle ({cycle}); a relational extract must be a tree") from None
+        ancestors: dict[str, set[str]] = {}
+        for name in order:
+            ancestors[name] = set().union(*({p} | ancestors[p] for p in graph[name]))
+        relations, shortcuts = [], []
+        for child in order:
+            own = [r for r in links if r.child == child]
+            if own:
+                parent = _direct_parent(child, own, ancestors)
+                relations.append(parent)
+                shortcuts += [r for r in own if r is not parent]
         roots = [name for name in order if not graph[name]]
         if len(roots) != 1:
             raise ConfigError(
                 f"a relational extract needs exactly one root table (one without a foreign key), found {roots}: "
                 "link the others to it"
             )
-        return cls({n: s.primary_key for n, s in specs.items()}, tuple(relations), tuple(order))
+        primary_keys = {n: s.primary_key for n, s in specs.items()}
+        return cls(primary_keys, tuple(relations), tuple(order), tuple(shortcuts))
+
+
+def _link(child: str, column: str, target: str, specs: dict[str, TableSpec]) -> Relation:
+    """One declared foreign key, checked against the tables' primary keys."""
+    parent, _, key = target.partition(".")
+    if parent not in specs:
+        raise ConfigError(f"table {child!r}: foreign key {column} -> {target}: no table named {parent!r}")
+    if specs[parent].primary_key != key:
+        declared = specs[parent].primary_key
+        raise ConfigError(
+            f"table {child!r}: foreign key {column} -> {target} must point at {parent!r}'s primary key"
+            + (f" ({declared!r})" if declared else " (it declares none)")
+        )
+    return Relation(parent, key, child, column)
+
+
+def _direct_parent(child: str, own: list[Relation], ancestors: dict[str, set[str]]) -> Relation:
+    """The foreign key to ``child``'s parent: the one whose table has every other target above it.
+
+    Raises:
+        ConfigError: the targets are not on one line of ancestors (two parents), or two keys
+            point at the same table.
+    """
+    direct = [r for r in own if all(o.parent == r.parent or o.parent in ancestors[r.parent] for o in own)]
+    if len(direct) == 1:
+        return direct[0]
+    targets = ", ".join(f"{r.column} -> {r.parent}.{r.key}" for r in own)
+    raise ConfigError(
+        f"table {child!r} has foreign keys to tables that are not one above the other ({targets}); a table with two "
+        "parents is not supported: keep the key of its direct parent (keys of that parent's ancestors may stay) and "
+        "drop the others, or declare them as ordinary columns"
+    )
 
 
 def _stable_order(graph: dict[str, set[str]], position: dict[str, int]) -> list[str]:
