@@ -112,22 +112,25 @@ def pair_trends(
 def broken_date_orders(
     real: dict[str, pa.Table], synthetic: dict[str, pa.Table], relation: Relation, threshold: float
 ) -> dict[str, int]:
-    """Synthetic child rows breaking each parent/child date order that holds in the real rows."""
+    """Synthetic child rows breaking each parent/child date order that holds in the real rows.
+
+    Keys read ``"earlier <= later"`` with table-qualified columns.
+    """
     out = {}
     real_pairs, synthetic_pairs = _date_pairs(real, relation), _date_pairs(synthetic, relation)
-    for child, parent in real_pairs.keys():
-        c, p = real_pairs[(child, parent)]
-        unit = resolution_ns(c)
-        both = c.notna() & p.notna()
-        if not both.any():
+    for (child, parent), (c, p) in real_pairs.items():
+        if not (c.notna() & p.notna()).any():
             continue
-        sc, sp = synthetic_pairs[(child, parent)]
-        after = date_steps(c[both], p[both], unit)  # child - parent, in whole child units
-        for low, high, sign in ((parent, child, 1), (child, parent, -1)):
-            if np.mean(sign * after >= 0) >= threshold:
-                steps = sign * date_steps(sc, sp, unit)
-                out[f"{relation.parent}.{low} <= {relation.child}.{high}" if sign == 1
-                    else f"{relation.child}.{low} <= {relation.parent}.{high}"] = int(np.sum(steps < 0))
+        unit = resolution_ns(c)
+        synthetic_child, synthetic_parent = synthetic_pairs[(child, parent)]
+        # date_steps: child - parent in whole child units (NaN where either is missing)
+        real_steps, synthetic_steps = date_steps(c, p, unit), date_steps(synthetic_child, synthetic_parent, unit)
+        compared = ~np.isnan(real_steps)
+        child_name, parent_name = f"{relation.child}.{child}", f"{relation.parent}.{parent}"
+        if np.mean(real_steps[compared] >= 0) >= threshold:
+            out[f"{parent_name} <= {child_name}"] = int(np.sum(synthetic_steps < 0))
+        if np.mean(real_steps[compared] <= 0) >= threshold:
+            out[f"{child_name} <= {parent_name}"] = int(np.sum(synthetic_steps > 0))
     return out
 
 
