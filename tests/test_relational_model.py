@@ -108,3 +108,24 @@ def test_a_grandparents_key_is_copied_down_the_chain():
     report = check_integrity(synthetic, schema)
     assert report.problems == 0 and synthetic["labs"].num_rows > 0
     assert {link.relation: link.mismatches for link in report.links}["labs.patient_id -> patients.patient_id"] == 0
+
+
+def test_a_root_of_text_keys_only_draws_its_children_counts():
+    tables, schema = three_level(n_patients=60)
+    text = pc.binary_join_element_wise("P", pc.cast(tables["patients"]["patient_id"], pa.string()), "")
+    as_text = dict(zip(tables["patients"]["patient_id"].to_pylist(), text.to_pylist()))
+    visits = tables["visits"]
+    tables = dict(
+        tables,
+        patients=pa.table({"patient_id": text}),
+        visits=visits.set_column(1, "patient_id", pa.array([as_text[p] for p in visits["patient_id"].to_pylist()])),
+    )
+    tiny = parse_config({"model": {"epochs": 3, "hidden_dims": [16], "latent_dim": 4}})
+    synthetic = RelationalSynthesizer().fit(tables, schema, tiny).sample(30, seed=0)
+    assert synthetic["patients"].schema == tables["patients"].schema and synthetic["patients"].num_rows == 30
+    assert synthetic["visits"].num_rows > 0 and check_integrity(synthetic, schema).problems == 0
+    assert not set(synthetic["patients"]["patient_id"].to_pylist()) & set(text.to_pylist())
+
+    leaf_of_keys = dict(tables, labs=tables["labs"].select(["lab_id", "visit_id"]))
+    with pytest.raises(SchemaError, match="table 'labs': every column is an identifier"):
+        RelationalSynthesizer().fit(leaf_of_keys, schema, tiny)

@@ -129,8 +129,9 @@ class RelationalSynthesizer:
         for position, name in enumerate(schema.order):
             table, relation = grouped[name], schema.parent_relation(name)
             codes = parent_of.get(name)
-            full, body = _schemas(table, schema.key_columns(name), config, name)
-            frame = to_model_frame(table, body)
+            leaf = not schema.children(name)
+            full, body = _schemas(table, schema.key_columns(name), config, name, leaf)
+            frame = to_model_frame(table, body) if body.columns else pd.DataFrame(index=pd.RangeIndex(table.num_rows))
             parent_dates = self._parent_dates(relation, frames, codes)
             dates = plan_dates(frame, parent_dates, config.entity.order_threshold)
             level = encode_dates(frame, parent_dates, dates)
@@ -171,6 +172,8 @@ class RelationalSynthesizer:
         if relation is None:
             return None
         dates = list(self.tables_[relation.parent].dates.order)
+        if not dates:  # (a frame of no columns would have no rows to align)
+            return pd.DataFrame(index=pd.RangeIndex(len(codes)))
         return frames[relation.parent][dates].iloc[codes].reset_index(drop=True)
 
     # -- sampling --------------------------------------------------------------------------
@@ -305,12 +308,20 @@ def _grouped(
     return grouped, parent_of
 
 
-def _schemas(table: pa.Table, keys: list[str], config: PipelineConfig, name: str) -> tuple[Schema, Schema]:
-    """(the table's schema with keys as identifiers, the inferred schema of its other columns)."""
-    try:
-        body = infer_schema(table.drop_columns(keys), config)
-    except SchemaError as exc:
-        raise SchemaError(f"table {name!r}: {exc}") from None
+def _schemas(table: pa.Table, keys: list[str], config: PipelineConfig, name: str, leaf: bool) -> tuple[Schema, Schema]:
+    """(the table's schema with keys as identifiers, the inferred schema of its other columns).
+
+    Raises:
+        SchemaError: a table without children has nothing but keys and identifiers to model.
+    """
+    rest = table.drop_columns(keys)
+    if rest.num_columns == 0 and not leaf:
+        body = Schema(columns=())  # a list of keys: its model draws only its children counts
+    else:
+        try:
+            body = infer_schema(rest, config)
+        except SchemaError as exc:
+            raise SchemaError(f"table {name!r}: {exc}") from None
     keys_specs = {k: ColumnSpec(k, ColumnKind.IDENTIFIER, str(table.schema.field(k).type)) for k in keys}
     columns = [keys_specs.get(c) or (body[c] if c in body.names else None) for c in table.column_names]
     kept = tuple(c for c in columns if c is not None)
