@@ -5,9 +5,9 @@ vector, then each of its rows conditioned on it. Here every table of the tree
 (:class:`~synth.relational.schema.RelationalSchema`) gets one
 :class:`~synth.models.table_vae.TableVAE` - the same engine, reused unchanged:
 
-* the **root** table's VAE models its rows plus one column per child table: the log of
-  1 + the number of that table's rows under the row, a category when it takes few values
-  (several children tables per parent are several columns, drawn jointly with the row's
+* the **root** table's VAE models its rows plus one column per child table: the number
+  of that table's rows under the row, as a category (:mod:`synth.relational.counts`;
+  several children tables per parent are several columns, drawn jointly with the row's
   attributes);
 * a **child** table's VAE models its rows **conditioned on its parent's row** - the
   parent's whole encoded vector as the parent's network sees it (which includes the
@@ -32,7 +32,6 @@ declared constraints, and tables with two parents (refused by the schema).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,13 +50,13 @@ from synth.frames import to_arrow, to_model_frame
 from synth.io.atomic import atomic_dir, write_json_atomic, write_text_atomic
 from synth.models.table_vae import TableVAE
 from synth.models.training import Units
+from synth.relational.counts import CountBands
 from synth.relational.dates import TableDates, decode_dates, encode_dates, plan_dates
 from synth.relational.integrity import check_integrity
 from synth.relational.schema import Relation, RelationalSchema
 from synth.schema import ColumnSpec, Schema, infer_schema
 
-COUNT = "__n_"  # log(1 + rows of the child table under this row)
-COUNT_CATEGORIES = 50  # counts with at most this many distinct values are modelled as categories
+COUNT = "__n_"  # the band of the number of rows of a child table under this row (synth.relational.counts)
 RELATIONAL_JSON = "relational.json"
 CONFIG_JSON = "config.json"
 TABLES_DIR = "tables"
@@ -71,7 +70,7 @@ class TableModel:
         schema: its columns as in the extract (keys as identifiers), for casting output back.
         body: the non-key columns as inferred (what is modelled, and other identifiers).
         dates: how its dates are stored and bounded (:mod:`synth.relational.dates`).
-        max_children: per child table, the most rows under one real row (caps a drawn count).
+        children: per child table, the bands of its number of rows under one row.
         key_start: first fresh integer primary key (past every real one); None for text keys.
         formats: identifier formats of its non-key identifier columns.
         vae: its VAE (conditioned on the parent's row unless it is the root).
@@ -80,7 +79,7 @@ class TableModel:
     schema: Schema
     body: Schema
     dates: TableDates
-    max_children: dict[str, int]
+    children: dict[str, CountBands]
     key_start: int | None
     formats: dict
     vae: TableVAE
@@ -90,7 +89,7 @@ class TableModel:
             "schema": self.schema.to_json(),
             "body": self.body.to_json(),
             "dates": self.dates.to_dict(),
-            "max_children": self.max_children,
+            "children": {child: bands.to_dict() for child, bands in self.children.items()},
             "key_start": self.key_start,
             "formats": self.formats,
             "condition_dim": self.vae.condition_dim,
@@ -137,8 +136,9 @@ class RelationalSynthesizer:
             level = encode_dates(frame, parent_dates, dates)
             children = schema.children(name)
             counts = {r.child: np.bincount(parent_of[r.child], minlength=table.num_rows) for r in children}
+            bands = {child: CountBands.fit(count) for child, count in counts.items()}
             for child, count in counts.items():
-                level[COUNT + child] = np.log1p(count)
+                level[COUNT + child] = bands[child].encode(count)
             condition = None if relation is None else self._condition(relation, matrices[relation.parent], codes)
             vae = TableVAE(config, config.seed + position, 0 if condition is None else condition.shape[1])
             vae.fit_transformer(level, _level_schema(body, dates, counts))
@@ -151,7 +151,7 @@ class RelationalSynthesizer:
                 schema=full,
                 body=body,
                 dates=dates,
-                max_children={child: int(count.max(initial=0)) for child, count in counts.items()},
+                children=bands,
                 key_start=_key_start(table[key]) if key else None,
                 formats=identifiers.learn_formats(table.select(body.names), body, config.pii.locale),
                 vae=vae,
@@ -203,7 +203,8 @@ class RelationalSynthesizer:
                 level = _empty_level(model)
             parent_dates = self._parent_dates(relation, frames, codes)
             frame = decode_dates(level, parent_dates, model.dates)
-            counts |= _drawn_counts(frame, model)
+            rng = np.random.default_rng(stream.spawn(1)[0])  # counts inside bands, fake identifiers
+            counts |= _drawn_counts(frame, model, rng)
             key = schema.primary_keys[name]
             if key is not None:
                 keys[name] = _fresh_keys(model, key, n)
@@ -216,7 +217,6 @@ class RelationalSynthesizer:
                 for step in schema.chain(name, shortcut.parent)[1:]:
                     rows = codes_of[step.child][rows]
                 frame[shortcut.column] = _keys_at(keys[shortcut.parent], rows, model.schema[shortcut.column])
-            rng = np.random.default_rng(stream.spawn(1)[0])
             for spec in model.body.of_kind(ColumnKind.IDENTIFIER):
                 fresh = identifiers.fresh_values(spec, model.formats[spec.name], 0, n, rng, self.config_.pii.locale)
                 frame[spec.name] = fresh.to_numpy(zero_copy_only=False)
@@ -269,7 +269,7 @@ class RelationalSynthesizer:
                 schema=Schema.from_json(data["schema"]),
                 body=Schema.from_json(data["body"]),
                 dates=TableDates.from_dict(data["dates"]),
-                max_children=data["max_children"],
+                children={child: CountBands.from_dict(b) for child, b in data["children"].items()},
                 key_start=data["key_start"],
                 formats=data["formats"],
                 vae=vae,
@@ -333,24 +333,14 @@ def _level_schema(body: Schema, dates: TableDates, counts: dict) -> Schema:
     """What the table's VAE sees: modelled columns, linked dates as integer steps, one count per child."""
     linked = dates.linked
     columns = [ColumnSpec(c.name, ColumnKind.NUMERICAL, "int64") if c.name in linked else c for c in body.modelled]
-    columns += [ColumnSpec(COUNT + child, _count_kind(count), "double") for child, count in counts.items()]
+    columns += [ColumnSpec(COUNT + child, ColumnKind.CATEGORICAL, "double") for child in counts]
     return Schema(columns=tuple(columns))
 
 
-def _drawn_counts(frame: pd.DataFrame, model: TableModel) -> dict[str, np.ndarray]:
-    """Rows of each child table under each generated row (the count columns leave ``frame``),
-    inside the real range: a drawn count never exceeds the most one real row had."""
-    counts = {}
-    for child, most in model.max_children.items():
-        logs = pd.to_numeric(frame.pop(COUNT + child), errors="coerce").fillna(0).to_numpy()
-        counts[child] = np.clip(np.round(np.expm1(np.clip(logs, 0, math.log1p(most)))), 0, most).astype(np.int64)
-    return counts
-
-
-def _count_kind(counts: np.ndarray) -> ColumnKind:
-    """A count with few distinct values is a category: the VAE's softmax head keeps a spike (the
-    cap on events per stay, the many patients with one admission) that a Gaussian mixture smooths."""
-    return ColumnKind.CATEGORICAL if len(np.unique(counts)) <= COUNT_CATEGORIES else ColumnKind.NUMERICAL
+def _drawn_counts(frame: pd.DataFrame, model: TableModel, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Rows of each child table under each generated row (the count columns leave ``frame``)."""
+    bands = {child: pd.to_numeric(frame.pop(COUNT + child), errors="coerce").to_numpy() for child in model.children}
+    return {child: model.children[child].decode(drawn, rng) for child, drawn in bands.items()}
 
 
 def _key_start(keys: pa.ChunkedArray) -> int | None:
