@@ -116,9 +116,9 @@ class RelationalSynthesizer:
                 "differential privacy is not supported for relational extracts yet (the patient would have to be "
                 "the unit across all tables); remove privacy.epsilon or flatten the extract"
             )
-        problems = check_integrity(tables, schema)
-        if problems.problems:
-            raise SchemaError(f"the extract's keys are not intact, fix them before training: {problems.to_dict()}")
+        integrity = check_integrity(tables, schema)
+        if integrity.problems:
+            raise SchemaError(f"the extract's keys are not intact, fix them before training: {integrity.to_dict()}")
         self.schema_, self.config_ = schema, config
         grouped, parent_of = _grouped(tables, schema)
         self.tables_: dict[str, TableModel] = {}
@@ -128,13 +128,12 @@ class RelationalSynthesizer:
         for position, name in enumerate(schema.order):
             table, relation = grouped[name], schema.parent_relation(name)
             codes = parent_of.get(name)
-            leaf = not schema.children(name)
-            full, body = _schemas(table, schema.key_columns(name), config, name, leaf)
+            children = schema.children(name)
+            full, body = _schemas(table, schema.key_columns(name), config, name, leaf=not children)
             frame = to_model_frame(table, body) if body.columns else pd.DataFrame(index=pd.RangeIndex(table.num_rows))
             parent_dates = self._parent_dates(relation, frames, codes)
             dates = plan_dates(frame, parent_dates, config.entity.order_threshold)
             level = encode_dates(frame, parent_dates, dates)
-            children = schema.children(name)
             counts = {r.child: np.bincount(parent_of[r.child], minlength=table.num_rows) for r in children}
             bands = {child: CountBands.fit(count) for child, count in counts.items()}
             for child, count in counts.items():
