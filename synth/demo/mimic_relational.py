@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from synth.demo.mimic import DEMO_DATA_DIR, TABLES, first_events, scan_table
 from synth.errors import SourceError
+from synth.io.atomic import write_parquet_atomic, write_text_atomic
 from synth.relational.schema import RelationalSchema, parse_relational
 
 #: The tree, in the config's shape.
@@ -75,3 +76,25 @@ def build_relational_tables(
         raise SourceError(f"cannot read the MIMIC-III tables in {folder}: {exc}") from None
     config = parse_relational(CONFIG, origin="the relational MIMIC-III demo")
     return tables, RelationalSchema.from_config(config, tables)
+
+
+#: The demo's config (tables, keys, model, gate); its sources are read from beside a copy of it.
+DEMO_RELATIONAL_CONFIG = Path(__file__).resolve().parent / "mimic3_relational.yaml"
+
+
+def write_relational_demo(
+    mimic_dir: str | Path, folder: str | Path, *, max_events_per_stay: int | None = None
+) -> Path:
+    """Write the four tables as ``folder/<table>.parquet`` and the demo's config beside them.
+
+    The config names its sources relative to its own folder, so the copy in ``folder``
+    reads these files (a config's relative paths may not leave its folder).
+
+    Returns:
+        The config's path in ``folder``.
+    """
+    folder = Path(folder)
+    tables, _ = build_relational_tables(mimic_dir, max_events_per_stay=max_events_per_stay)
+    for name, table in tables.items():
+        write_parquet_atomic(folder / f"{name}.parquet", table)
+    return write_text_atomic(folder / DEMO_RELATIONAL_CONFIG.name, DEMO_RELATIONAL_CONFIG.read_text(encoding="utf-8"))

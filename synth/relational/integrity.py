@@ -22,7 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from synth.expectations import UNIQUE
+from synth.errors import SchemaError
+from synth.expectations import UNIQUE, Outcome, validate_table
 from synth.relational.schema import Relation, RelationalSchema
 
 IN_SET = "expect_column_values_to_be_in_set"
@@ -134,3 +135,47 @@ def table_expectations(name: str, tables: dict[str, pa.Table], schema: Relationa
 
 def _expect(kind: str, **kwargs) -> dict:
     return {"type": kind, "kwargs": kwargs}
+
+
+# -- the Great Expectations gate -----------------------------------------------------------------
+class IntegrityError(SchemaError):
+    """The extract's keys are not intact (orphans, duplicate or null keys); nothing was trained."""
+
+
+def validate_integrity(tables: dict[str, pa.Table], schema: RelationalSchema) -> dict[str, list[Outcome]]:
+    """Validate each table's key expectations (:func:`table_expectations`) with GX, one validation per table.
+
+    Returns:
+        ``{table: outcomes}``, counts only (GX's full results, which quote values, are dropped).
+    """
+    return {name: validate_table(tables[name], table_expectations(name, tables, schema))[0] for name in schema.order}
+
+
+def integrity_problems(
+    outcomes: dict[str, list[Outcome]], tables: dict[str, pa.Table], schema: RelationalSchema
+) -> list[str]:
+    """One sentence per failed key expectation (table, column, count), then each chain mismatch."""
+    targets = {(r.child, r.column): f"{r.parent}.{r.key}" for r in schema.relations + schema.shortcuts}
+    said = []
+    for name, found in outcomes.items():
+        for outcome in found:
+            if outcome.success:
+                continue
+            where, n = f"{name}.{outcome.column}", outcome.unexpected_count
+            if outcome.expectation == IN_SET:
+                said.append(f"{where}: {_rows(n)} orphan (values not found in {targets[(name, outcome.column)]})")
+            elif outcome.expectation == UNIQUE:
+                said.append(f"{where}: {_rows(n)} sharing a key with another row (duplicate keys)")
+            elif outcome.expectation == NOT_NULL:
+                said.append(f"{where}: {_rows(n)} with a null key")
+            else:  # a column the table lacks
+                said.append(f"{where}: {outcome.expectation} failed ({outcome.detail or 'missing'})")
+    for link in check_integrity(tables, schema).links:
+        if link.mismatches:
+            said.append(f"{link.relation}: {link.mismatches:,} rows carry an ancestor's key that is not the one up "
+                        "the chain of parents")
+    return said
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" + ("" if n == 1 else "s")

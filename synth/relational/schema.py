@@ -20,8 +20,8 @@ model does not do.
 Keys the config leaves out can be inferred where names and values make them obvious
 (:func:`infer_keys`): a primary key is a column named ``id`` or ``<table>_id`` that is
 unique and never null; a foreign key is a column named exactly like another table's
-primary key whose values all exist there. Each inference comes back as a sentence for
-the log.
+primary key whose values (most of them: the rest are orphans, said so) exist there. Each
+inference comes back as a sentence for the log.
 """
 
 from __future__ import annotations
@@ -246,7 +246,8 @@ def infer_keys(config: RelationalConfig, tables: dict[str, pa.Table]) -> tuple[R
     A table without a primary key gets ``id`` or ``<table>_id`` (singular or plural
     table name) when that column is unique and never null. A table without foreign keys
     gets one when exactly one of its columns is named like another table's primary key
-    and all its non-null values exist there; with several candidates none is chosen (the
+    and most of its non-null values (more than half) exist there, the rest said as orphans
+    (the key gate then stops the run on them); with several candidates none is chosen (the
     user declares which is the parent).
 
     Returns:
@@ -265,21 +266,22 @@ def infer_keys(config: RelationalConfig, tables: dict[str, pa.Table]) -> tuple[R
             continue
         table = tables[name]
         candidates = [
-            (column, parent, other.primary_key)
+            (column, parent, other.primary_key, missing)
             for column in table.column_names
             if column != spec.primary_key
             for parent, other in specs.items()
             if parent != name and other.primary_key == column and parent in tables
-            and _all_found(table[column], tables[parent][column])
+            and (missing := _not_found(table[column], tables[parent][column])) is not None
         ]
         if len(candidates) == 1:
-            column, parent, key = candidates[0]
+            column, parent, key, missing = candidates[0]
             specs[name] = spec.model_copy(update={"foreign_keys": {column: f"{parent}.{key}"}})
-            said.append(
-                f"{name}.{column} -> {parent}.{key} is a foreign key: same name, every value found in {parent!r}"
-            )
+            # A few values without a parent do not make the link less obvious: they are orphans,
+            # which the key gate then reports by table, column and count.
+            found = f"every value found in {parent!r}" if not missing else f"{missing:,} values not found in {parent!r}"
+            said.append(f"{name}.{column} -> {parent}.{key} is a foreign key: same name, {found}")
         elif candidates:
-            listed = ", ".join(f"{c} -> {p}.{k}" for c, p, k in candidates)
+            listed = ", ".join(f"{c} -> {p}.{k}" for c, p, k, _ in candidates)
             said.append(f"{name!r} could hang under several tables ({listed}): declare its foreign key; none inferred")
     return RelationalConfig(tables=specs), said
 
@@ -294,8 +296,11 @@ def _primary_key(table: str, data: pa.Table) -> str | None:
     return None
 
 
-def _all_found(values: pa.ChunkedArray, keys: pa.ChunkedArray) -> bool:
+def _not_found(values: pa.ChunkedArray, keys: pa.ChunkedArray) -> int | None:
+    """How many non-null ``values`` are not among ``keys``; None when they cannot be a foreign key
+    (no values, another type, or fewer than half found)."""
     values = values.drop_null()
     if len(values) == 0 or not values.type.equals(keys.type):
-        return False
-    return bool(pc.all(pc.is_in(values, value_set=keys.combine_chunks())).as_py())
+        return None
+    missing = len(values) - int(pc.sum(pc.is_in(values, value_set=keys.combine_chunks())).as_py() or 0)
+    return missing if missing <= len(values) / 2 else None
