@@ -75,6 +75,11 @@ def run(
     keep_work: Annotated[
         bool, typer.Option("--keep-work", help="keep the work folder of real-data intermediates after the run")
     ] = False,
+    sql_prefix: Annotated[
+        Optional[str],
+        typer.Option(help="tables: only; also write every synthetic table to SQL (URL in SYNTH_SQL_URL) as "
+                     "<prefix><table> with its keys, in one transaction"),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
 ) -> None:
     """Train on a real extract, generate synthetic data, evaluate it.
@@ -87,8 +92,12 @@ def run(
         if relational and dp_epsilon is not None:
             raise ConfigError("--dp-epsilon: differential privacy is not supported for relational extracts (tables:) "
                               "yet; leave it out, or flatten the extract and give it as --source")
+        if not relational and sql_prefix is not None:
+            raise ConfigError("--sql-prefix writes the tables of a relational extract (a config's tables:); a "
+                              "single table goes to SQL through the deployment's sql_table")
     if relational:
-        _run_relational(output, config, rows=rows, epochs=epochs, seed=seed, keep_work=keep_work or None)
+        _run_relational(output, config, rows=rows, epochs=epochs, seed=seed, keep_work=keep_work or None,
+                        sql_prefix=sql_prefix)
         return
     _run_generate(source, output, config, rows=rows, epochs=epochs, seed=seed, dp_epsilon=dp_epsilon, verbose=verbose,
                   keep_work=keep_work or None)

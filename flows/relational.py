@@ -15,7 +15,7 @@ from tasks.io import withdraw_run_manifest
 from tasks.preprocess import open_run_folders, use_sql_secret
 from tasks.relational import (
     check_keys, evaluate_relational_run, fingerprint_tables, read_extract_tables, sample_relational,
-    train_relational_model, write_relational_manifest,
+    train_relational_model, write_relational_manifest, write_sql_tables,
 )
 from tasks.work import finish_work
 
@@ -35,7 +35,8 @@ def generate_relational(params: RelationalParameters) -> dict:
         model_dir = train_relational_model(real, config, str(output / "model"))
         sampled = sample_relational(model_dir, str(output / "staging"), config, real)
         metrics = evaluate_relational_run(real, model_dir, sampled, config, str(output))
-        release_synthetic(sampled, str(output / "synthetic"), metrics)  # nothing released when the gate failed
-        write_relational_manifest(run, config, fingerprint, real, expectations, model_dir, metrics)
+        released = release_synthetic(sampled, str(output / "synthetic"), metrics)  # None when the gate failed
+        sinks = write_sql_tables(released, params.sql_prefix, config, real)  # nothing leaves when the gate failed
+        write_relational_manifest(run, config, fingerprint, real, expectations, model_dir, metrics, sinks)
         finish_work(run, config.keep_work)  # only a completed run gets here: a failed one keeps it to resume
     return run_outcome(metrics)  # Failed when the release gate refused the data

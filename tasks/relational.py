@@ -11,10 +11,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from prefect import get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 
 from synth.config import PipelineConfig
+from synth.io import sql
 from synth.io.atomic import write_json_atomic
 from synth.manifest import build_manifest, write_manifest
 from synth.relational import output as tables_io
@@ -138,11 +140,33 @@ def evaluate_relational_run(
     return metrics
 
 
+@task(name="write-sql-tables", cache_policy=NO_CACHE, **IO_RETRIES)
+def write_sql_tables(synthetic_dir: str | None, prefix: str | None, config: PipelineConfig, real: RealTables
+                     ) -> list[dict]:
+    """Write every released table to SQL as ``<prefix><table>`` with its keys, in one transaction;
+    nothing when no prefix is given or nothing was released."""
+    if not (synthetic_dir and prefix):
+        return []
+    schema = real.schema
+    parts = {name: (pq.read_table(p) for p in sorted((Path(synthetic_dir) / name).glob("part-*.parquet")))
+             for name in schema.order}
+    links = {name: [(r.column, r.parent, r.key) for r in schema.relations + schema.shortcuts if r.child == name]
+             for name in schema.order}
+    engine = sql.engine_from_env(config.source.sql_url_env)
+    try:
+        rows = sql.write_related_tables(engine, parts, schema.primary_keys, links, prefix)
+    finally:
+        engine.dispose()
+    get_run_logger().info("wrote SQL tables " + ", ".join(f"{prefix}{n} ({r:,} rows)" for n, r in rows.items())
+                          + " with their keys, in one transaction")
+    return [{"kind": "sql", "mode": "replace", "tables": {f"{prefix}{n}": r for n, r in rows.items()}}]
+
+
 @task(name="write-manifest", cache_policy=NO_CACHE, retries=2,
       retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_user_error)
 def write_relational_manifest(
     run: RunFolders, config: PipelineConfig, fingerprint: str, real: RealTables, expectations: int, model_dir: str,
-    metrics: dict,
+    metrics: dict, sinks: list[dict],
 ) -> str:
     """``manifest.json`` beside the outputs, written last, listing every table's parts."""
     manifest = build_manifest(
@@ -157,6 +181,7 @@ def write_relational_manifest(
         privacy={"enabled": False, "epsilon": None, "unit": None},
         gate={"extract_validation": {"success": True, "expectations": expectations, "tables": len(real.schema.order)},
               "release": metrics.get("gate")},
+        sinks=sinks,
     )
     released = Path(run.output) / "synthetic"
     manifest["tables"] = {

@@ -71,10 +71,21 @@ def _check_release(out: Path, tables: list[str]) -> dict:
 def test_a_three_level_extract_runs_from_its_config_alone(tmp_path, monkeypatch):
     config = _extract(tmp_path / "extract")
     out = tmp_path / "out"
-    done = _run(config, out, tmp_path, monkeypatch)
+    done = _run(config, out, tmp_path, monkeypatch, "--sql-prefix", "synth_")
     console = done.stdout + done.stderr
     assert done.returncode == 0, console[-3000:]
     metrics = _check_release(out, ["patients", "visits", "labs"])
+    # every table also went to SQL beside the real one, with its keys, in one transaction
+    engine = sa.create_engine(f"sqlite:///{config.parent / 'clinic.db'}")
+    inspector = sa.inspect(engine)
+    assert {t for t in inspector.get_table_names() if t.startswith("synth_")} == {"synth_patients", "synth_visits",
+                                                                                   "synth_labs"}
+    assert [k["referred_table"] for k in inspector.get_foreign_keys("synth_labs")] == ["synth_visits"]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM synth_labs").scalar() == metrics["rows"]["labs"]["synthetic"]
+    engine.dispose()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["sinks"][0]["tables"]["synth_labs"] == metrics["rows"]["labs"]["synthetic"]
     # keys the config leaves out are inferred, and said
     assert "labs.visit_id -> visits.visit_id is a foreign key: same name, every value found in 'visits'" in console
     assert "labs.lab_id is the primary key of 'labs'" in console
