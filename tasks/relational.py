@@ -54,20 +54,13 @@ def fingerprint_tables(config: PipelineConfig) -> str:
 def read_extract_tables(config: PipelineConfig, work: WorkDir) -> RealTables:
     """Read every table into the work folder; log their sizes and every key inferred, as sentences."""
     logger = get_run_logger()
-    said: list[str] = []
-
-    def log(line: str) -> None:
-        said.append(line)
-        logger.info(line)
-
-    tables, schema = read_tables(config, log)
+    tables, schema, inferences = read_tables(config, logger.info)
     folder = Path(work.path) / "real"
     rows = tables_io.write_tables(tables, folder, config.sampling.chunk_rows)
     make_private(work.path)
     logger.info("tables, parents first: " + " -> ".join(schema.order) + "; relations: "
                 + "; ".join(str(r) for r in schema.relations))
-    inferences = tuple(s for s in said if " key" in s or "declare its foreign key" in s)
-    return RealTables(str(folder), schema, rows, inferences)
+    return RealTables(str(folder), schema, rows, tuple(inferences))
 
 
 @task(name="check-keys", cache_policy=NO_CACHE)

@@ -57,12 +57,15 @@ def tables_fingerprint(config: PipelineConfig) -> str:
 
 def read_tables(
     config: PipelineConfig, log: Callable[[str], None] = lambda _: None
-) -> tuple[dict[str, pa.Table], RelationalSchema]:
-    """Every table of the config, and the validated tree of their keys (missing keys inferred).
+) -> tuple[dict[str, pa.Table], RelationalSchema, list[str]]:
+    """Every table of the config, the validated tree of their keys (missing keys inferred), and what was inferred.
 
     Args:
         config: a pipeline config with a ``tables:`` section.
-        log: told how columns were named, and every key inferred (or not), as sentences.
+        log: told each table's size, how columns were named, and every key inferred (or not), as sentences.
+
+    Returns:
+        ``({table: rows}, schema, one sentence per key inferred or left undecided)``.
 
     Raises:
         SourceError: a table cannot be read (the message names it).
@@ -78,7 +81,7 @@ def read_tables(
     completed, said = infer_keys(config.relational(), tables)
     for sentence in said:
         log(sentence)
-    return tables, RelationalSchema.from_config(completed, tables)
+    return tables, RelationalSchema.from_config(completed, tables), said
 
 
 def read_source(source: str, config: PipelineConfig, log: Callable[[str], None] = lambda _: None) -> pa.Table:

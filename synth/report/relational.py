@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from synth.io.atomic import write_text_atomic
-from synth.report.html import _ENV
+from synth.report.html import template
 
 
 def render_relational_report(metrics: dict, title: str = "Synthetic relational data report") -> str:
@@ -30,7 +30,7 @@ def render_relational_report(metrics: dict, title: str = "Synthetic relational d
             "date_orders": _orders_with_parent(metrics["date_orders"], name, relation),
         })
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return _ENV.get_template("relational.html.j2").render(
+    return template("relational.html.j2").render(
         title=title, metrics=metrics, gate=metrics["gate"], sections=sections, generated=generated
     )
 
