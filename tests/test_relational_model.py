@@ -129,3 +129,13 @@ def test_a_root_of_text_keys_only_draws_its_children_counts():
     leaf_of_keys = dict(tables, labs=tables["labs"].select(["lab_id", "visit_id"]))
     with pytest.raises(SchemaError, match="table 'labs': every column is an identifier"):
         RelationalSynthesizer().fit(leaf_of_keys, schema, tiny)
+
+
+def test_a_column_setting_applies_to_the_table_holding_it_and_an_unknown_one_is_named():
+    tables, schema = three_level(n_patients=40)
+    with pytest.raises(ConfigError, match=r"config columns.nope: no such column in any table \(patients, visits, labs\)"):
+        RelationalSynthesizer().fit(tables, schema, parse_config({"columns": {"nope": "categorical"}}))
+    config = parse_config({"columns": {"age": "categorical"}, "drop": ["test"], "model": {"epochs": 1}})
+    model = RelationalSynthesizer().fit(tables, schema, config)
+    assert model.tables_["patients"].body["age"].kind.value == "categorical"
+    assert "test" not in model.tables_["labs"].body.names

@@ -121,6 +121,40 @@ def test_the_mimic_demo_runs_as_four_related_tables(tmp_path):
     print({name: round(q["quality_score"], 3) for name, q in metrics["quality"].items()})
 
 
+@pytest.mark.e2e
+def test_a_second_dataset_patients_and_their_encounters(tmp_path):
+    """Diabetes-130 (real encounters, 8,167 patients in the 10,000 rows) split into the two tables a hospital
+    would hand over: patients (patient-level columns) and encounters (one row per hospital stay)."""
+    import polars as pl
+
+    from tests.conftest import DIABETES_CSV
+
+    flat = pl.read_csv(DIABETES_CSV, null_values=["?"], infer_schema_length=None)
+    patients = flat.group_by("patient_nbr", maintain_order=True).first().select("patient_nbr", "race", "gender")
+    encounters = flat.select("encounter_id", "patient_nbr", "age", "admission_type_id", "time_in_hospital",
+                             "num_lab_procedures", "num_medications", "number_diagnoses", "A1Cresult", "readmitted")
+    patients.write_csv(tmp_path / "patients.csv")
+    encounters.write_csv(tmp_path / "encounters.csv")
+    config = tmp_path / "diabetes.yaml"
+    config.write_text(  # the foreign key is inferred: same name as the patients' key, every value found there
+        "tables:\n  patients: {source: patients.csv, primary_key: patient_nbr}\n"
+        "  encounters: {source: encounters.csv, primary_key: encounter_id}\n"
+        "columns: {admission_type_id: categorical}\n"
+        "model: {epochs: 10, hidden_dims: [64, 64], batch_size: 256, latent_dim: 8}\n" + GATE
+    )
+    out = tmp_path / "out"
+    done = synth("run", "--config", str(config), "--output", str(out), tmp_path=tmp_path, level="INFO")
+    console = done.stdout + done.stderr
+    assert done.returncode == 0, console[-3000:]
+    assert "encounters.patient_nbr -> patients.patient_nbr is a foreign key" in console
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert sorted(p.name for p in (out / "synthetic").iterdir()) == ["encounters", "patients"]
+    assert set(metrics["orphans"].values()) == {0}
+    print({k: metrics[k] for k in ("cardinality", "rows")}, {n: q["quality_score"] for n, q in metrics["quality"].items()})
+    assert min(metrics["cardinality"].values()) >= 0.9
+    assert min(q["quality_score"] for q in metrics["quality"].values()) >= 0.7
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -116,6 +116,7 @@ class RelationalSynthesizer:
                 "differential privacy is not supported for relational extracts yet (the patient would have to be "
                 "the unit across all tables); remove privacy.epsilon or flatten the extract"
             )
+        _check_column_names(tables, config)
         integrity = check_integrity(tables, schema)
         if integrity.problems:
             raise SchemaError(f"the extract's keys are not intact, fix them before training: {integrity.to_dict()}")
@@ -318,7 +319,7 @@ def _schemas(table: pa.Table, keys: list[str], config: PipelineConfig, name: str
         body = Schema(columns=())  # a list of keys: its model draws only its children counts
     else:
         try:
-            body = infer_schema(rest, config)
+            body = infer_schema(rest, _for_table(config, rest))
         except SchemaError as exc:
             raise SchemaError(f"table {name!r}: {exc}") from None
     keys_specs = {k: ColumnSpec(k, ColumnKind.IDENTIFIER, str(table.schema.field(k).type)) for k in keys}
@@ -326,6 +327,27 @@ def _schemas(table: pa.Table, keys: list[str], config: PipelineConfig, name: str
     kept = tuple(c for c in columns if c is not None)
     full = Schema(columns=kept, dropped=body.dropped, direct_identifiers=body.direct_identifiers)
     return full, body
+
+
+def _check_column_names(tables: dict[str, pa.Table], config: PipelineConfig) -> None:
+    """Every column the config's ``columns:`` and ``drop:`` name is in some table.
+
+    Raises:
+        ConfigError: naming the setting and the column.
+    """
+    known = {column for table in tables.values() for column in table.column_names}
+    for section, names in (("columns", config.columns), ("drop", config.drop)):
+        for name in names:
+            if name not in known:
+                raise ConfigError(f"config {section}.{name}: no such column in any table ({', '.join(tables)})")
+
+
+def _for_table(config: PipelineConfig, table: pa.Table) -> PipelineConfig:
+    """The config with only the ``columns:`` and ``drop:`` entries of ``table``'s columns: one config
+    serves every table, each column named once, in whichever table holds it."""
+    here = set(table.column_names)
+    columns = {name: spec for name, spec in config.columns.items() if name in here}
+    return config.model_copy(update={"columns": columns, "drop": [name for name in config.drop if name in here]})
 
 
 def _level_schema(body: Schema, dates: TableDates, counts: dict) -> Schema:
