@@ -155,16 +155,40 @@ def test_a_second_dataset_patients_and_their_encounters(tmp_path):
     assert min(q["quality_score"] for q in metrics["quality"].values()) >= 0.7
 
 
+@pytest.mark.e2e
+def test_the_issues_two_table_config_runs_as_written(tmp_path):
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+    patients = pa.table({"id": np.arange(1, 81), "age": rng.integers(20, 90, 80)})
+    owner = np.repeat(np.arange(1, 81), rng.poisson(2, 80))
+    labs = pa.table({"id": owner, "value": np.round(rng.normal(50, 10, len(owner)), 1)})
+    pcsv.write_csv(patients, tmp_path / "patients.csv")
+    pcsv.write_csv(labs, tmp_path / "labs.csv")
+    config = tmp_path / "extract.yaml"
+    config.write_text("tables:\n  patients: {source: patients.csv, primary_key: id}\n"
+                      "  labs: {source: labs.csv, foreign_keys: {id: patients.id}}\n" + MODEL + GATE)
+    out = tmp_path / "out"
+    done = synth("run", "--config", str(config), "--output", str(out), tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in (out / "synthetic").iterdir()) == ["labs", "patients"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["orphans"] == {"labs.id -> patients.id": 0} and metrics["cardinality"]["labs.id -> patients.id"] >= 0.9
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--source", "{csv}"], "--source and the tables: section of"),
         ([], "give --source (one table), or a --config whose tables: section"),
+        (["--dp-epsilon", "3"], "--dp-epsilon: differential privacy is not supported for relational extracts"),
+        (["--source", "{csv}", "--sql-prefix", "s_"], "--sql-prefix writes the tables of a relational extract"),
     ],
 )
 def test_source_and_tables_are_mutually_exclusive(tmp_path, args, message):
     config = _extract(tmp_path / "extract")
-    if not args:
+    if not args or "--sql-prefix" in args:
         config.write_text(MODEL)
     filled = [a.format(csv=tmp_path / "extract" / "labs.csv") for a in args]
     done = synth("run", "--config", str(config), "--output", str(tmp_path / "out"), *filled, tmp_path=tmp_path)
