@@ -7,6 +7,7 @@ staging folder that :func:`tasks.evaluate.release_synthetic` renames into ``synt
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ def read_extract_tables(config: PipelineConfig, work: WorkDir) -> RealTables:
     logger = get_run_logger()
     tables, schema, inferences = read_tables(config, logger.info)
     folder = Path(work.path) / "real"
+    shutil.rmtree(folder, ignore_errors=True)  # a table dropped from the config since the last run goes too
     rows = tables_io.write_tables(tables, folder, config.sampling.chunk_rows)
     make_private(work.path)
     logger.info("tables, parents first: " + " -> ".join(schema.order) + "; relations: "
@@ -98,6 +100,7 @@ def sample_relational(model_dir: str, staging: str, config: PipelineConfig, real
     started = time.perf_counter()
     model = RelationalSynthesizer.load(model_dir)
     roots = config.sampling.rows or real.rows[real.schema.root]
+    shutil.rmtree(staging, ignore_errors=True)  # an earlier run's tables must not be released with these
     rows = tables_io.write_tables(model.sample(roots, seed=config.seed), staging, config.sampling.chunk_rows)
     get_run_logger().info("sampled " + ", ".join(f"{name} {n:,}" for name, n in rows.items())
                           + f" rows in {time.perf_counter() - started:.1f}s")

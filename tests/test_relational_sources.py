@@ -64,3 +64,5 @@ def test_tables_round_trip_through_their_folders(tmp_path):
     assert len(list((tmp_path / "labs").glob("part-*.parquet"))) > 1
     back = read_folder(tmp_path, list(tables))
     assert all(back[n].equals(t) for n, t in tables.items())
+    write_tables({"labs": tables["labs"].slice(0, 10)}, tmp_path, chunk_rows=40)  # a rewrite leaves no old part
+    assert read_folder(tmp_path, ["labs"])["labs"].num_rows == 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,7 +12,8 @@ from synth.io.atomic import write_parquet_atomic
 
 
 def write_tables(tables: dict[str, pa.Table], folder: str | Path, chunk_rows: int) -> dict[str, int]:
-    """Write each table as parts of at most ``chunk_rows`` rows under ``folder/<table>/``, atomically each.
+    """Write each table as parts of at most ``chunk_rows`` rows under ``folder/<table>/`` (replacing what
+    was there), atomically each.
 
     A table with no rows still gets one (empty) part, so its folder and columns exist.
 
@@ -20,6 +22,8 @@ def write_tables(tables: dict[str, pa.Table], folder: str | Path, chunk_rows: in
     """
     folder = Path(folder)
     for name, table in tables.items():
+        # An earlier write's parts must not outlive it (a table that shrank would keep its old tail).
+        shutil.rmtree(folder / name, ignore_errors=True)
         starts = range(0, max(table.num_rows, 1), chunk_rows)
         for part, start in enumerate(starts):
             write_parquet_atomic(folder / name / f"part-{part:05d}.parquet", table.slice(start, chunk_rows))
