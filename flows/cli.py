@@ -88,7 +88,7 @@ def run(
     tables with their keys), and each table is generated with its keys intact.
     """
     with _user_errors():
-        relational = _relational_config(source, config)
+        relational = _is_relational(source, config)
         if relational and dp_epsilon is not None:
             raise ConfigError("--dp-epsilon: differential privacy is not supported for relational extracts (tables:) "
                               "yet; leave it out, or flatten the extract and give it as --source")
@@ -103,7 +103,7 @@ def run(
                   keep_work=keep_work or None)
 
 
-def _relational_config(source: str | None, config: Path | None) -> bool:
+def _is_relational(source: str | None, config: Path | None) -> bool:
     """Whether this run is relational: no --source and a config with ``tables:``.
 
     Raises:
