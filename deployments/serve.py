@@ -19,6 +19,7 @@ from prefect.schedules import Cron
 from flows.compare import compare, epsilon_sweep
 from flows.evaluate import evaluate
 from flows.generate import generate
+from flows.relational import generate_relational
 from flows.sample import sample
 from flows.tune import tune
 
@@ -38,6 +39,7 @@ def deployments() -> list[RunnerDeployment]:
             tags=["synth", "monthly"],
         ),
         generate.to_deployment(name="on-demand", tags=["synth"]),
+        generate_relational.to_deployment(name="relational", tags=["synth", "relational"]),
         evaluate.to_deployment(name="evaluation-only", tags=["synth", "evaluation"]),
         sample.to_deployment(name="resample", tags=["synth"]),
         tune.to_deployment(name="tuning", tags=["synth", "tuning"]),

@@ -40,10 +40,21 @@ def demo(
     epochs: Annotated[Optional[int], typer.Option(help="maximum training epochs")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
+    relational: Annotated[
+        bool, typer.Option("--relational", help="the demo's four related tables (patients, admissions, ICU stays, "
+                           "output events) instead of the flat episode table")
+    ] = False,
 ) -> None:
     """Run the whole pipeline on the bundled MIMIC-III demo extract."""
     from synth.demo.mimic import DEMO_CONFIG, DEMO_DATA_DIR, write_episode_table
 
+    if relational:
+        from synth.demo.mimic_relational import write_relational_demo
+
+        with _user_errors():
+            config = write_relational_demo(DEMO_DATA_DIR, DEMO_CACHE / "mimic3_relational")
+        _run_relational(output, config, rows=None, epochs=epochs, seed=seed)
+        return
     with _user_errors():
         source = write_episode_table(DEMO_DATA_DIR, DEMO_CACHE / "mimic3_episodes.parquet")
     _run_generate(source, output, DEMO_CONFIG, rows=None, epochs=epochs, seed=seed, dp_epsilon=None, verbose=verbose)
@@ -51,8 +62,11 @@ def demo(
 
 @app.command()
 def run(
-    source: Annotated[str, typer.Option(help="CSV/Parquet file, folder or glob of the real extract")],
     output: Annotated[Path, typer.Option(help="output folder")],
+    source: Annotated[
+        Optional[str],
+        typer.Option(help="CSV/Parquet file, folder or glob of the real extract (none: the config's tables:)"),
+    ] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML config")] = None,
     rows: Annotated[Optional[int], typer.Option(help="synthetic rows (default: as many as the extract)")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="maximum training epochs")] = None,
@@ -61,11 +75,74 @@ def run(
     keep_work: Annotated[
         bool, typer.Option("--keep-work", help="keep the work folder of real-data intermediates after the run")
     ] = False,
+    sql_prefix: Annotated[
+        Optional[str],
+        typer.Option(help="tables: only; also write every synthetic table to SQL (URL in SYNTH_SQL_URL) as "
+                     "<prefix><table> with its keys, in one transaction"),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
 ) -> None:
-    """Train on a real extract, generate synthetic data, evaluate it."""
+    """Train on a real extract, generate synthetic data, evaluate it.
+
+    Without --source, the config's ``tables:`` section names a relational extract (related
+    tables with their keys), and each table is generated with its keys intact.
+    """
+    with _user_errors():
+        relational = _is_relational(source, config)
+        if relational and dp_epsilon is not None:
+            raise ConfigError("--dp-epsilon: differential privacy is not supported for relational extracts (tables:) "
+                              "yet; leave it out, or flatten the extract and give it as --source")
+        if not relational and sql_prefix is not None:
+            raise ConfigError("--sql-prefix writes the tables of a relational extract (a config's tables:); a "
+                              "single table goes to SQL through the deployment's sql_table")
+    if relational:
+        _run_relational(output, config, rows=rows, epochs=epochs, seed=seed, keep_work=keep_work or None,
+                        sql_prefix=sql_prefix)
+        return
     _run_generate(source, output, config, rows=rows, epochs=epochs, seed=seed, dp_epsilon=dp_epsilon, verbose=verbose,
                   keep_work=keep_work or None)
+
+
+def _is_relational(source: str | None, config: Path | None) -> bool:
+    """Whether this run is relational: no --source and a config with ``tables:``.
+
+    Raises:
+        ConfigError: both --source and ``tables:``, or neither.
+    """
+    tables = config is not None and load_config(config).tables is not None
+    if source is not None and tables:
+        raise ConfigError(f"--source and the tables: section of {config} are mutually exclusive: give --source for "
+                          "one table, or leave it out to read the tables the config names")
+    if source is None and not tables:
+        raise ConfigError("give --source (one table), or a --config whose tables: section names a relational extract")
+    return tables
+
+
+def _run_relational(output, config, **overrides) -> None:
+    """Check everything that needs no data, run the relational flow, print the outcome."""
+    from flows.parameters import RelationalParameters
+
+    with _user_errors():
+        params = _parameters(RelationalParameters, output=str(output), config_path=str(config), **overrides)
+        settings = load_config(config).with_overrides(**params.overrides())
+        if settings.privacy.enabled:
+            raise ConfigError(f"{config}: privacy.epsilon: differential privacy is not supported for relational "
+                              "extracts (tables:) yet; remove it")
+        from synth.relational.sources import check_sources
+
+        check_sources(settings)
+        check_output(output)
+        from flows.relational import generate_relational
+
+        metrics = _metrics(generate_relational, params)
+    from synth.evaluation.gate import releases
+
+    if releases(metrics["gate"]):
+        rows = ", ".join(f"{name} {counts['synthetic']:,}" for name, counts in metrics["rows"].items())
+        console.print(f"[green]done:[/green] {rows} synthetic rows in {Path(output) / 'synthetic'}/<table>; "
+                      f"orphans {sum(metrics['orphans'].values())}; broken date orders "
+                      f"{sum(metrics['date_orders'].values())}; report {Path(output) / 'report.html'}")
+    _exit_on_failed_gate(metrics, output, released=True)
 
 
 @app.command()

@@ -106,6 +106,42 @@ class GenerateParameters(BaseModel):
         }
 
 
+class RelationalParameters(BaseModel):
+    """Train on a relational extract (the config's ``tables:``) and generate synthetic tables."""
+
+    output: str = Field(description="output folder: synthetic/<table>/, model/, metrics.json, report.html, "
+                        "manifest.json")
+    config_path: str = Field(description="YAML config with a tables: section (each table's source and keys)")
+    rows: int | None = Field(default=None, ge=1, description="synthetic root rows (default: as many as the real root)")
+    epochs: int | None = Field(default=None, ge=1, description="maximum training epochs")
+    seed: int | None = Field(default=None, ge=0, description="seed for every random step")
+    sql_prefix: str | None = Field(
+        default=None, description="also write every synthetic table to SQL as <prefix><table>, with its keys and "
+        "constraints, in one transaction (replacing earlier ones)"
+    )
+    sql_url_secret: str | None = Field(
+        default=None, description="Prefect Secret block holding the SQLAlchemy URL of sql: tables and the SQL sink"
+    )
+    work_dir: str | None = Field(
+        default=None, description="folder for real-data intermediates (default: ~/.cache/synth-pipeline/work)"
+    )
+    keep_work: bool | None = Field(default=None, description="keep the work folder after a completed run")
+
+    @field_validator("sql_prefix", "sql_url_secret", "work_dir", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def overrides(self) -> dict:
+        """The config sections these parameters override."""
+        return {
+            "model": {"epochs": self.epochs},
+            "sampling": {"rows": self.rows},
+            **({"seed": self.seed} if self.seed is not None else {}),
+            **({"keep_work": self.keep_work} if self.keep_work is not None else {}),
+        }
+
+
 class SampleParameters(BaseModel):
     """Generate new synthetic data from a saved model (no retraining)."""
 

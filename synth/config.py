@@ -7,6 +7,7 @@ typo never becomes a silently ignored setting.
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,7 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synth.errors import ConfigError
+from synth.io.uri import is_remote, is_sql
 from synth.pii.categories import PiiCategory, PiiHandling, check_handling
+from synth.relational.schema import RelationalConfig, TableSpec
 
 
 class ColumnKind(str, Enum):
@@ -30,6 +33,9 @@ class ColumnKind(str, Enum):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_TABLE_NAME = re.compile(r"^[A-Za-z_][\w-]*$")
 
 
 class PiiOverride(_Strict):
@@ -452,6 +458,30 @@ class PipelineConfig(_Strict):
         description="keep the run's work folder (real-data intermediates) after the run completes; by default it "
         "is deleted then (a run that stops on an error always keeps it, so the rerun resumes)",
     )
+    tables: dict[str, TableSpec] | None = Field(
+        default=None,
+        description="a relational extract: each table's source, primary key and foreign keys (synth.relational); "
+        "`synth run` then takes no --source",
+    )
+
+    @field_validator("tables")
+    @classmethod
+    def _tables_named_as_folders(cls, value: dict[str, TableSpec] | None) -> dict[str, TableSpec] | None:
+        # Each table becomes a folder synthetic/<table>/: its name must be a plain folder name.
+        if value is not None:
+            if not value:
+                raise ValueError("list at least one table, or leave tables: out")
+            bad = [name for name in value if not _TABLE_NAME.match(name)]
+            if bad:
+                raise ValueError(f"table names {bad} must be letters, digits, _ or - (each becomes a folder)")
+            missing = [name for name, spec in value.items() if not spec.source]
+            if missing:
+                raise ValueError(f"tables {missing} have no source: give each a file, folder, URI or sql: query")
+        return value
+
+    def relational(self) -> RelationalConfig | None:
+        """The ``tables:`` section as the relational library's config, or None for a flat extract."""
+        return None if self.tables is None else RelationalConfig(tables=self.tables)
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -528,16 +558,31 @@ def _rooted(config: PipelineConfig, path: Path) -> PipelineConfig:
         ConfigError: naming the setting, the path and the folder.
     """
     suite = config.validation.suite
-    if suite is None or Path(suite).expanduser().is_absolute():
-        return config
+    if suite is not None:
+        suite = _inside(path, "validation.suite", suite)
+        config = config.model_copy(update={"validation": config.validation.model_copy(update={"suite": suite})})
+    if config.tables is not None:
+        tables = {
+            name: spec if is_sql(spec.source) or is_remote(spec.source)
+            else spec.model_copy(update={"source": _inside(path, f"tables.{name}.source", spec.source)})
+            for name, spec in config.tables.items()
+        }
+        config = config.model_copy(update={"tables": tables})
+    return config
+
+
+def _inside(path: Path, setting: str, value: str) -> str:
+    """``value`` read from beside the config at ``path``: absolute as given, relative from its folder, never out."""
+    if Path(value).expanduser().is_absolute():
+        return value
     folder = path.parent.resolve()
-    target = (folder / suite).resolve()
+    target = (folder / value).resolve()
     if folder not in target.parents:
         raise ConfigError(
-            f"{path}: validation.suite {suite!r} leads out of the config's folder {folder}; a relative path is read "
-            "from that folder: put the suite there, or give its absolute path"
+            f"{path}: {setting} {value!r} leads out of the config's folder {folder}; a relative path is read "
+            "from that folder: put the file there, or give its absolute path"
         )
-    return config.model_copy(update={"validation": config.validation.model_copy(update={"suite": str(target)})})
+    return str(target)
 
 
 def _describe(exc: ValidationError, origin: str) -> str:

@@ -133,7 +133,7 @@ def plan_entities(frame: pd.DataFrame, keys: np.ndarray, schema: Schema, config:
         for second in dates
         if first != second
         and (first, second) not in linked
-        and _follows(frame[first], frame[second], units[second])[0] >= threshold
+        and follows(frame[first], frame[second], units[second])[0] >= threshold
     ]
     roots = [link.column for link in links if link.parent.startswith(ANCHOR)]
     ranges = {} if config.privacy.enabled else {d: _range_ns(frame[d]) for d in dates if frame[d].notna().any()}
@@ -185,7 +185,7 @@ def _link_dates(frame, codes, dates, static, units, declared, threshold) -> list
                 continue  # a patient-level date cannot hang off a row-level one
             if not _defined_where(frame[parent], frame[child]):
                 continue
-            share, gap = _follows(frame[parent], frame[child], units[child])
+            share, gap = follows(frame[parent], frame[child], units[child])
             if parent == forced.get(child) or share >= threshold:
                 candidates.append((parent != forced.get(child), gap, parent))
         if candidates:
@@ -204,11 +204,11 @@ def _defined_where(parent: pd.Series, child: pd.Series) -> bool:
     return not bool((parent.isna() & child.notna()).any())
 
 
-def _follows(parent: pd.Series, child: pd.Series, unit: int) -> tuple[float, float]:
+def follows(parent: pd.Series, child: pd.Series, unit: int) -> tuple[float, float]:
     both = parent.notna() & child.notna()
     if not both.any():
         return 0.0, float("inf")
-    gaps = _steps(child[both], parent[both], unit)
+    gaps = date_steps(child[both], parent[both], unit)
     return float(np.mean(gaps >= 0)), float(np.median(np.abs(gaps)))
 
 
@@ -247,7 +247,7 @@ def split_levels(frame: pd.DataFrame, keys: np.ndarray, plan: EntityPlan) -> Lev
             parent = anchor.to_numpy()[codes]
         else:
             parent = frame[link.parent].to_numpy()
-        steps = _steps(frame[link.column], pd.Series(parent), link.unit_ns)
+        steps = date_steps(frame[link.column], pd.Series(parent), link.unit_ns)
         if link.column in plan.static:
             patients[link.column] = steps[first]
         else:
@@ -281,7 +281,7 @@ def join_levels(
         if link.column in plan.static:
             continue
         parent = patients[link.parent].to_numpy()[patient_of_row] if link.parent.startswith(ANCHOR) else out[link.parent]
-        out[link.column] = _decode(pd.Series(parent), out[link.column], link, plan.date_ranges if clip else {})
+        out[link.column] = decode_steps(pd.Series(parent), out[link.column], link, plan.date_ranges if clip else {})
     for age in plan.derived:
         out[age.column] = derive_age(out[age.birth], out[age.at], age.top_code)
     return out
@@ -293,7 +293,7 @@ def decode_static(patients: pd.DataFrame, plan: EntityPlan, clip: bool = False) 
     for link in plan.links:
         if link.column in plan.static:
             ranges = plan.date_ranges if clip else {}
-            patients[link.column] = _decode(patients[link.parent], patients[link.column], link, ranges)
+            patients[link.column] = decode_steps(patients[link.parent], patients[link.column], link, ranges)
     return patients
 
 
@@ -339,7 +339,7 @@ def derive_age(birth: pd.Series, at: pd.Series, top_code: int | None) -> np.ndar
     return np.minimum(years, top_code) if top_code is not None else years
 
 
-def _steps(child: pd.Series, parent: pd.Series, unit: int) -> np.ndarray:
+def date_steps(child: pd.Series, parent: pd.Series, unit: int) -> np.ndarray:
     """Whole ``unit`` steps from ``parent`` (floored to the unit) to ``child``; NaN where missing.
 
     Both are divided by the unit *before* subtracting: MIMIC's shifted birth dates lie
@@ -352,7 +352,7 @@ def _steps(child: pd.Series, parent: pd.Series, unit: int) -> np.ndarray:
     return np.where(missing, np.nan, steps.astype(np.float64))
 
 
-def _decode(parent: pd.Series, steps: pd.Series, link: DateLink, ranges: dict | None = None) -> np.ndarray:
+def decode_steps(parent: pd.Series, steps: pd.Series, link: DateLink, ranges: dict | None = None) -> np.ndarray:
     p = pd.Series(parent).to_numpy(dtype="datetime64[ns]").view(np.int64)
     s = np.maximum(pd.to_numeric(pd.Series(steps), errors="coerce").to_numpy(dtype=np.float64), 0)
     missing = np.isnan(s) | pd.isna(pd.Series(parent)).to_numpy()

@@ -12,8 +12,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from tests.prefect_server import REPO, prefect_server  # noqa: F401  (fixture)
 
 PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
-NAMES = {"monthly-regeneration", "on-demand", "on-demand-gpu", "evaluation-only", "resample", "tuning", "compare",
-         "epsilon-sweep"}
+NAMES = {"monthly-regeneration", "on-demand", "on-demand-gpu", "relational", "evaluation-only", "resample", "tuning",
+         "compare", "epsilon-sweep"}
 
 
 def test_prefect_yaml_names_importable_flows_and_a_monthly_schedule():

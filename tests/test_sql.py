@@ -149,3 +149,43 @@ def test_sql_source_to_synthetic_table_round_trip(postgres, diabetes_csv, tmp_pa
         {"kind": "sql", "table": f"{schema}.synthetic_admissions", "mode": "replace", "rows": expected_rows}
     ]
     assert manifest["source"]["uri"] == params.source
+
+
+def test_related_tables_are_written_with_their_keys_in_one_transaction(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'related.db'}")
+    parents = pa.table({"pid": [1, 2], "age": [40, 50]})
+    children = pa.table({"vid": ["a", "b", "c"], "pid": [1, 1, 2]})
+    keys = {"patients": "pid", "visits": "vid"}
+    links = {"visits": [("pid", "patients", "pid")]}
+    rows = sql.write_related_tables(engine, {"patients": [parents], "visits": [children]}, keys, links, "syn_")
+    assert rows == {"patients": 2, "visits": 3}
+    inspector = sa.inspect(engine)
+    assert inspector.get_pk_constraint("syn_visits")["constrained_columns"] == ["vid"]
+    [link] = inspector.get_foreign_keys("syn_visits")
+    assert (link["constrained_columns"], link["referred_table"], link["referred_columns"]) == (
+        ["pid"], "syn_patients", ["pid"])
+    # A second write whose last table breaks its primary key changes nothing: one transaction.
+    broken = pa.table({"vid": ["x", "x"], "pid": [1, 1]})
+    more = pa.table({"pid": [7, 8, 9], "age": [1, 2, 3]})
+    with pytest.raises(SourceError):
+        sql.write_related_tables(engine, {"patients": [more], "visits": [broken]}, keys, links, "syn_")
+    assert sql.fetch_table(engine, "syn_patients").num_rows == 2
+    assert sql.fetch_table(engine, "syn_visits").num_rows == 3
+    engine.dispose()
+
+
+def test_related_tables_on_postgresql_keep_keys_types_and_constraints(postgres):
+    engine, schema, _ = postgres
+    parents = pa.table({"pid": pa.array([10, 11], pa.int64()), "born": pa.array([dt.date(1950, 1, 2), None])})
+    children = pa.table({"vid": ["syn-1", "syn-2"], "pid": pa.array([10, 11], pa.int64())})
+    tables = {"patients": [parents], "visits": [children]}
+    keys, links = {"patients": "pid", "visits": "vid"}, {"visits": [("pid", "patients", "pid")]}
+    for _ in range(2):  # a second release replaces the first, constraints and all
+        assert sql.write_related_tables(engine, tables, keys, links, "syn_", schema=schema) == {"patients": 2,
+                                                                                                 "visits": 2}
+    inspector = sa.inspect(engine)
+    [link] = inspector.get_foreign_keys("syn_visits", schema=schema)
+    assert (link["referred_table"], link["referred_columns"]) == ("syn_patients", ["pid"])
+    assert sql.fetch_table(engine, f"{schema}.syn_patients").to_pylist() == parents.to_pylist()
+    with engine.begin() as conn, pytest.raises(sa.exc.IntegrityError):  # the database itself refuses an orphan
+        conn.execute(sa.text(f"INSERT INTO {schema}.syn_visits VALUES ('syn-3', 99)"))

@@ -115,8 +115,8 @@ def build_episode_table(mimic_dir: str | Path, *, max_events_per_stay: int | Non
     folder = Path(mimic_dir)
     if not folder.is_dir():
         raise SourceError(f"MIMIC-III folder not found: {folder}")
-    scans = {name: _scan(folder, name, columns) for name, columns in TABLES.items()}
-    events = _first_events(scans["OUTPUTEVENTS"], max_events_per_stay)
+    scans = {name: scan_table(folder, name, columns) for name, columns in TABLES.items()}
+    events = first_events(scans["OUTPUTEVENTS"], max_events_per_stay)
     joined = (
         scans["ADMISSIONS"]
         .join(scans["PATIENTS"], on="subject_id", how="inner")
@@ -149,7 +149,7 @@ def write_episode_table(
     return write_parquet_atomic(out_path, build_episode_table(mimic_dir, max_events_per_stay=max_events_per_stay))
 
 
-def _scan(folder: Path, table: str, columns: dict[str, _Dtype]) -> pl.LazyFrame:
+def scan_table(folder: Path, table: str, columns: dict[str, _Dtype]) -> pl.LazyFrame:
     """Lazily read ``columns`` of one table, headers lower-cased, values typed."""
     path = _find_table(folder, table)
     # All text first: the header case is unknown until read, and casting ourselves
@@ -180,7 +180,7 @@ def _typed(column: pl.Expr, dtype: _Dtype) -> pl.Expr:
     return column.cast(dtype)
 
 
-def _first_events(events: pl.LazyFrame, limit: int | None) -> pl.LazyFrame:
+def first_events(events: pl.LazyFrame, limit: int | None) -> pl.LazyFrame:
     """Events with an ICU stay, optionally only the first ``limit`` of each stay."""
     # A handful of output events carry no icustay_id; they cannot be placed in a stay.
     events = events.filter(pl.col("icustay_id").is_not_null())

@@ -80,7 +80,7 @@ def gate_verdict(metrics: dict, options: GateOptions | None = None) -> dict:
     return {
         "verdict": verdict,
         "enforced": options.enforce,
-        "summary": _summary(verdict, options),
+        "summary": verdict_summary(verdict, options),
         "reason": options.reason,
         "relaxed": options.relaxed(),
         "sampling_sigmas": options.sampling_sigmas,
@@ -109,7 +109,8 @@ def allowance(share: float, n_compared: int, n_reference: int, sigmas: float) ->
     return sigmas * math.sqrt(rate * (1 - rate) * (1 / n_compared + 1 / n_reference))
 
 
-def _summary(verdict: str, options: GateOptions) -> str:
+def verdict_summary(verdict: str, options: GateOptions) -> str:
+    """The verdict in one line: PASS, FAIL, relaxed (with the reason) or NOT ENFORCED (with the reason)."""
     relaxed = options.relaxed()
     if not options.enforce:
         extra = f"; relaxed: {', '.join(relaxed)}" if relaxed else ""

@@ -8,9 +8,10 @@ block. Passwords may also come from libpq's own ``PGPASSWORD`` / ``~/.pgpass``.
 
 Reading streams the query through a server-side cursor in batches of ``batch_rows``
 (Polars builds each batch), so an extract larger than memory never is in memory.
-Writing goes to a temporary table that is renamed over the target (``replace``) or
-inserted into it (``append``) inside one transaction: readers see the old table or the
-new one, never a half-written one. On PostgreSQL rows are sent with ``COPY``. An append
+Writing one table goes to a temporary table that is renamed over the target (``replace``)
+or inserted into it (``append``) inside one transaction: readers see the old table or the
+new one, never a half-written one. Related tables (:func:`write_related_tables`) are
+written together, with their primary and foreign keys, in one transaction. On PostgreSQL rows are sent with ``COPY``. An append
 may name its ``release``: the ledger table ``synth_appends`` (in the target's schema)
 records each release appended to each table in the same transaction, so a rerun of a
 release appends nothing the second time.
@@ -184,6 +185,70 @@ def write_table(
         raise storage_error(exc, f"cannot write SQL table {name}") from None
     except (sa.exc.SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as exc:
         raise storage_error(exc, f"cannot write SQL table {name}") from None
+    return rows
+
+
+def write_related_tables(
+    engine: sa.Engine,
+    tables: dict[str, Iterable[pa.Table]],
+    primary_keys: dict[str, str | None],
+    foreign_keys: dict[str, list[tuple[str, str, str]]],
+    prefix: str,
+    schema: str | None = None,
+) -> dict[str, int]:
+    """Write related tables with their keys and constraints, all in one transaction (replacing earlier ones).
+
+    Each table ``t`` becomes ``<prefix>t`` with its primary key and a ``NOT NULL`` column
+    and ``FOREIGN KEY`` per ``(column, parent, parent_key)`` of ``foreign_keys[t]``. Earlier tables of those names
+    are dropped (children first) and the new ones created and filled (parents first) inside
+    the transaction, so readers see the old set or the new one, never a mix.
+
+    Args:
+        engine: where to write.
+        tables: the rows of each table in batches, parents before children.
+        primary_keys: each table's primary key column (None: none).
+        foreign_keys: each table's ``(column, parent table, parent's key)``.
+        prefix: put before every table name (e.g. ``synth_``), keeping them apart from the real tables.
+        schema: the database schema the tables go to (default: the connection's).
+
+    Returns:
+        ``{table: rows written}``.
+
+    Raises:
+        SourceError: a name that is not a plain table name, or the database refused the write.
+        TransientError: the connection dropped or timed out; nothing was written.
+    """
+    names = {name: f"{prefix}{name}" for name in tables}
+    bad = [n for n in names.values() if not _TABLE_NAME.match(n) or "." in n]
+    if bad:
+        raise SourceError(f"{bad} are not plain table names (letters, digits, _): choose another SQL prefix")
+    metadata = sa.MetaData(schema=schema)
+    batches, created = {}, {}
+    for name, parts in tables.items():
+        parts = iter(parts)
+        first = next(parts, None)
+        if first is None:
+            raise SourceError(f"nothing to write to {names[name]}")
+        batches[name] = _chain(first, parts)
+        linked = {column for column, _, _ in foreign_keys.get(name, [])}  # every row has its parent
+        columns = [sa.Column(f.name, _sql_type(f.type), primary_key=f.name == primary_keys.get(name),
+                             nullable=f.name not in linked and f.name != primary_keys.get(name), autoincrement=False)
+                   for f in first.schema]
+        links = [sa.ForeignKeyConstraint([column], [".".join(filter(None, [schema, names[parent], key]))])
+                 for column, parent, key in foreign_keys.get(name, [])]
+        created[name] = sa.Table(names[name], metadata, *columns, *links)
+    rows = {}
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "sqlite":  # pysqlite opens no transaction before DDL: open it ourselves
+                conn.exec_driver_sql("BEGIN")
+            for name in reversed(list(tables)):  # children first: their foreign keys point at the parents
+                created[name].drop(conn, checkfirst=True)
+            for name in tables:
+                created[name].create(conn)
+                rows[name] = sum(_insert(conn, created[name], table) for table in batches[name])
+    except (sa.exc.SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as exc:
+        raise storage_error(exc, f"cannot write SQL tables {', '.join(names.values())}") from None
     return rows
 
 

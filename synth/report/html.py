@@ -35,6 +35,11 @@ def _num(value, digits: int = 3) -> str:
 _ENV.filters["num"] = _num
 
 
+def template(name: str):
+    """A template of ``synth/report/templates`` with the report's filters (``num``)."""
+    return _ENV.get_template(name)
+
+
 def render_report(metrics: dict, title: str = "Synthetic data report") -> str:
     """The report as HTML text, from the metrics dict alone (aggregates only)."""
     template = _ENV.get_template("report.html.j2")

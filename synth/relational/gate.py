@@ -1,0 +1,60 @@
+"""The release gate of a relational extract: the structure holds, each table is faithful, privacy is shown.
+
+Checks (each ``{name, passed, value, threshold, message}`` as in :mod:`synth.evaluation.gate`):
+
+* ``orphans``: no synthetic foreign key without its synthetic parent;
+* ``date_orders``: no synthetic row breaks a cross-table date order that holds in the real rows;
+* ``cardinality``: children per parent, KS complement at least :data:`MIN_CARDINALITY` for every relation;
+* ``quality``: each table's SDMetrics quality at least ``gate.min_quality``;
+* ``privacy``: the privacy checks by patient (exact copies, closeness, membership inference
+  across the tables) are not implemented for relational extracts yet, so this check is
+  *unknown* and fails: the data cannot be shown to be safe. Release then needs
+  ``gate: {enforce: false, reason: ...}`` (public data only), as the MIMIC demo does.
+"""
+
+from __future__ import annotations
+
+from synth.config import GateOptions
+from synth.evaluation.gate import verdict_summary
+
+#: Least KS complement of the children-per-parent distributions (the issue's bar).
+MIN_CARDINALITY = 0.9
+PRIVACY_UNKNOWN = (
+    "unknown: privacy checks by patient are not implemented for relational extracts yet, so the synthetic tables "
+    "cannot be shown to be safe"
+)
+
+
+def relational_verdict(metrics: dict, options: GateOptions) -> dict:
+    """The verdict for :func:`~synth.relational.evaluation.evaluate_relational`'s ``metrics``, shaped as
+    :func:`synth.evaluation.gate.gate_verdict`'s (``verdict``, ``enforced``, ``summary``, ``reasons``, ``checks``)."""
+    orphans = sum(metrics["orphans"].values())
+    broken = sum(metrics["date_orders"].values())
+    weakest = min(metrics["cardinality"].items(), key=lambda kv: kv[1], default=(None, 1.0))
+    quality = {name: q["quality_score"] for name, q in metrics["quality"].items()}
+    poorest = min(quality.items(), key=lambda kv: kv[1])
+    checks = [
+        _check("orphans", orphans == 0, orphans, 0, f"{orphans:,} synthetic rows have no synthetic parent"),
+        _check("date_orders", broken == 0, broken, 0, f"{broken:,} synthetic rows break a date order across tables"),
+        _check("cardinality", weakest[1] >= MIN_CARDINALITY, weakest[1], MIN_CARDINALITY,
+               f"children per parent of {weakest[0]}: KS complement {weakest[1]:.3f} is below {MIN_CARDINALITY}"),
+        _check("quality", poorest[1] >= options.min_quality, poorest[1], options.min_quality,
+               f"quality of table {poorest[0]!r} {poorest[1]:.3f} is below the floor {options.min_quality}"),
+        _check("privacy", False, None, None, PRIVACY_UNKNOWN),
+    ]
+    failed = [c for c in checks if not c["passed"]]
+    verdict = "fail" if failed else "pass"
+    return {
+        "verdict": verdict,
+        "enforced": options.enforce,
+        "summary": verdict_summary(verdict, options),
+        "reason": options.reason,
+        "relaxed": options.relaxed(),
+        "reasons": [f"{c['name']}: {c['message']}" for c in failed],
+        "checks": checks,
+    }
+
+
+def _check(name: str, passed: bool, value, threshold, message: str) -> dict:
+    return {"name": name, "passed": bool(passed), "value": value, "threshold": threshold,
+            "message": "passed" if passed else message}
