@@ -41,6 +41,21 @@ def flow_timeout_seconds() -> float:
     return seconds
 
 
+def _none_if_blank(value: Any) -> Any:
+    # A form field left empty in the UI (or a missing Prefect variable) arrives as "".
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _run_overrides(epochs: int | None, rows: int | None, seed: int | None, keep_work: bool | None) -> dict:
+    """The config sections every training run's form overrides (unset fields keep the config's values)."""
+    return {
+        "model": {"epochs": epochs},
+        "sampling": {"rows": rows},
+        **({"seed": seed} if seed is not None else {}),
+        **({"keep_work": keep_work} if keep_work is not None else {}),
+    }
+
+
 class GenerateParameters(BaseModel):
     """Train on a real extract and generate synthetic data."""
 
@@ -86,23 +101,17 @@ class GenerateParameters(BaseModel):
         default=False, description="also log Dask's own INFO lines (scheduler, nanny, worker registration)"
     )
 
-    @field_validator("config_path", "expectation_suite", "sql_table", "sql_url_secret", "dask_address", "work_dir",
-                     mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        # A form field left empty in the UI (or a missing Prefect variable) arrives as "".
-        return None if isinstance(value, str) and not value.strip() else value
+    _blank_is_unset = field_validator(
+        "config_path", "expectation_suite", "sql_table", "sql_url_secret", "dask_address", "work_dir", mode="before"
+    )(_none_if_blank)
 
     def overrides(self) -> dict:
         """The config sections these parameters override."""
         return {
-            "model": {"epochs": self.epochs},
+            **_run_overrides(self.epochs, self.rows, self.seed, self.keep_work),
             "privacy": {"epsilon": self.dp_epsilon},
-            "sampling": {"rows": self.rows},
             "validation": {"suite": self.expectation_suite},
             "preprocess": {"workers": self.workers, "dask_address": self.dask_address},
-            **({"seed": self.seed} if self.seed is not None else {}),
-            **({"keep_work": self.keep_work} if self.keep_work is not None else {}),
         }
 
 
@@ -127,19 +136,11 @@ class RelationalParameters(BaseModel):
     )
     keep_work: bool | None = Field(default=None, description="keep the work folder after a completed run")
 
-    @field_validator("sql_prefix", "sql_url_secret", "work_dir", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+    _blank_is_unset = field_validator("sql_prefix", "sql_url_secret", "work_dir", mode="before")(_none_if_blank)
 
     def overrides(self) -> dict:
         """The config sections these parameters override."""
-        return {
-            "model": {"epochs": self.epochs},
-            "sampling": {"rows": self.rows},
-            **({"seed": self.seed} if self.seed is not None else {}),
-            **({"keep_work": self.keep_work} if self.keep_work is not None else {}),
-        }
+        return _run_overrides(self.epochs, self.rows, self.seed, self.keep_work)
 
 
 class SampleParameters(BaseModel):
@@ -171,10 +172,9 @@ class EvaluateParameters(BaseModel):
     )
     seed: int | None = Field(default=None, ge=0, description="seed for every sample and model")
 
-    @field_validator("holdout", "model", "config_path", "target", "entity_key", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+    _blank_is_unset = field_validator(
+        "holdout", "model", "config_path", "target", "entity_key", mode="before"
+    )(_none_if_blank)
 
     def overrides(self) -> dict:
         """The config sections these parameters override."""
@@ -199,10 +199,7 @@ class _OnExtract(BaseModel):
         default=None, description="folder for real-data intermediates (default: ~/.cache/synth-pipeline/work)"
     )
 
-    @field_validator("config_path", "work_dir", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+    _blank_is_unset = field_validator("config_path", "work_dir", mode="before")(_none_if_blank)
 
     def overrides(self) -> dict:
         """The config sections these parameters override."""
