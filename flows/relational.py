@@ -1,5 +1,5 @@
-"""The relational flow: tables -> key gate (GX, per table) -> fit -> sample -> evaluate -> release -> manifest
--> the work folder of real-data intermediates deleted."""
+"""The relational flow: tables -> key gate (GX, per table) -> patients held out -> fit -> sample -> evaluate
+-> release -> manifest -> the work folder of real-data intermediates deleted."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tasks.extract import load_settings
 from tasks.io import withdraw_run_manifest
 from tasks.preprocess import open_run_folders, use_sql_secret
 from tasks.relational import (
-    check_keys, evaluate_relational_run, fingerprint_tables, read_extract_tables, sample_relational,
+    check_keys, evaluate_relational_run, fingerprint_tables, hold_out_patients, read_extract_tables, sample_relational,
     train_relational_model, write_relational_manifest, write_sql_tables,
 )
 from tasks.work import finish_work
@@ -32,9 +32,10 @@ def generate_relational(params: RelationalParameters) -> dict:
         real = read_extract_tables(config, run.work)
         expectations = check_keys(real)
         withdraw_run_manifest(run)
-        model_dir = train_relational_model(real, config, str(output / "model"))
+        held = hold_out_patients(real, config, run.work)  # their rows are never trained on
+        model_dir = train_relational_model(held.training, config, str(output / "model"))
         sampled = sample_relational(model_dir, str(output / "staging"), config, real)
-        metrics = evaluate_relational_run(real, model_dir, sampled, config, str(output))
+        metrics = evaluate_relational_run(real, held, model_dir, sampled, config, str(output))
         released = release_synthetic(sampled, str(output / "synthetic"), metrics)  # None when the gate failed
         sinks = write_sql_tables(released, params.sql_prefix, config, real)  # nothing leaves when the gate failed
         write_relational_manifest(run, config, fingerprint, real, expectations, model_dir, metrics, sinks)

@@ -1,7 +1,9 @@
-"""Tasks of a relational run: read the tables, their key gate (GX), fit, sample, evaluate, manifest.
+"""Tasks of a relational run: read the tables, their key gate (GX), hold patients out, fit, sample, evaluate,
+manifest.
 
 Each calls the relational library (:mod:`synth.relational`) and passes paths: the real
-tables go to the run's work folder (real data never leave it), the synthetic ones to a
+tables go to the run's work folder (real data never leave it), split there into the
+training patients' tables and the held-out patients' tables; the synthetic ones go to a
 staging folder that :func:`tasks.evaluate.release_synthetic` renames into ``synthetic/``.
 """
 
@@ -25,6 +27,7 @@ from synth.relational.evaluation import evaluate_relational
 from synth.relational.gate import relational_verdict
 from synth.relational.integrity import IntegrityError, integrity_problems, validate_integrity
 from synth.relational.model import RelationalSynthesizer
+from synth.relational.privacy import privacy_by_patient, split_patients
 from synth.relational.schema import RelationalSchema
 from synth.relational.sources import read_tables, relational_sources, tables_fingerprint
 from synth.report.relational import write_relational_report
@@ -82,6 +85,35 @@ def check_keys(real: RealTables) -> int:
     return expectations
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """The real tables split by patient: those the model trains on, and the held-out patients' (never trained on)."""
+
+    training: RealTables
+    holdout: RealTables
+
+
+@task(name="hold-out-patients", cache_policy=NO_CACHE, **IO_RETRIES)
+def hold_out_patients(real: RealTables, config: PipelineConfig, work: WorkDir) -> HeldOut:
+    """Hold a seeded share of the patients (root rows) and every row under them out of training
+    (``evaluation.holdout_fraction``, the flat pipeline's rule and seed)."""
+    tables = tables_io.read_tables(real.folder, list(real.schema.order))
+    training, holdout = split_patients(tables, real.schema, config.evaluation.holdout_fraction, config.seed)
+    sides = {}
+    for side, split in (("train", training), ("holdout", holdout)):
+        folder = Path(work.path) / side
+        shutil.rmtree(folder, ignore_errors=True)
+        rows = tables_io.write_tables(split, folder, config.sampling.chunk_rows)
+        sides[side] = RealTables(str(folder), real.schema, rows, real.inferences)
+    make_private(work.path)
+    root = real.schema.root
+    get_run_logger().info(
+        f"held out {sides['holdout'].rows[root]:,} of {real.rows[root]:,} patients ({root} rows) and every row under "
+        f"them, for the privacy checks (evaluation.holdout_fraction {config.evaluation.holdout_fraction:g})"
+    )
+    return HeldOut(sides["train"], sides["holdout"])
+
+
 @task(name="train-relational-model", cache_policy=NO_CACHE)  # never retried: a retry would train again
 def train_relational_model(real: RealTables, config: PipelineConfig, model_dir: str) -> str:
     """Fit one conditional VAE per table of the tree, parents first, and save the model folder."""
@@ -109,18 +141,23 @@ def sample_relational(model_dir: str, staging: str, config: PipelineConfig, real
 
 @task(name="evaluate-relational", cache_policy=NO_CACHE)
 def evaluate_relational_run(
-    real: RealTables, model_dir: str, sampled: SampleResult, config: PipelineConfig, output_dir: str
+    real: RealTables, held: HeldOut, model_dir: str, sampled: SampleResult, config: PipelineConfig, output_dir: str
 ) -> dict:
-    """Quality per table, children per parent, pair trends across tables, orphans, date orders; the gate;
+    """Quality per table (against the training rows), children per parent, pair trends across tables, orphans,
+    date orders, privacy by patient per table (against the training and held-out patients); the gate;
     ``metrics.json`` and ``report.html`` written."""
     names = list(real.schema.order)
     model = RelationalSynthesizer.load(model_dir)
-    real_tables = tables_io.read_tables(real.folder, names)
+    training = tables_io.read_tables(held.training.folder, names)
+    holdout = tables_io.read_tables(held.holdout.folder, names)
     synthetic = tables_io.read_tables(sampled.folder, names)
-    metrics = evaluate_relational(real_tables, synthetic, real.schema, {n: m.schema for n, m in model.tables_.items()},
-                                  threshold=config.entity.order_threshold)
+    schemas = {n: m.schema for n, m in model.tables_.items()}
+    metrics = evaluate_relational(training, synthetic, real.schema, schemas, threshold=config.entity.order_threshold)
+    metrics["privacy"] = privacy_by_patient(training, holdout, synthetic, real.schema, schemas, config.evaluation,
+                                            config.gate, config.seed)
     metrics["tables"] = names
-    metrics["rows"] = {n: {"real": real.rows[n], "synthetic": synthetic[n].num_rows} for n in names}
+    metrics["rows"] = {n: {"real": real.rows[n], "training": held.training.rows[n], "holdout": held.holdout.rows[n],
+                           "synthetic": synthetic[n].num_rows} for n in names}
     metrics["key_inferences"] = list(real.inferences)
     metrics["gate"] = relational_verdict(metrics, config.gate)
     output = Path(output_dir)

@@ -91,6 +91,25 @@ def test_a_three_level_extract_runs_from_its_config_alone(tmp_path, monkeypatch)
     assert "labs.lab_id is the primary key of 'labs'" in console
     assert metrics["key_inferences"]
     assert min(q["quality_score"] for q in metrics["quality"].values()) >= 0.8
+    # privacy by patient: about a fifth of the patients and every row under them held out of training, the flat
+    # privacy checks computed on every table against them, in metrics.json, the report and the gate
+    rows = metrics["rows"]
+    assert all(rows[n]["training"] + rows[n]["holdout"] == rows[n]["real"] for n in rows)
+    assert 0.1 < rows["patients"]["holdout"] / rows["patients"]["real"] < 0.3
+    assert "held out" in console and "patients (patients rows) and every row under them" in console
+    privacy = metrics["privacy"]
+    assert privacy["unknown"] is None and sorted(privacy["tables"]) == ["labs", "patients", "visits"]
+    for found in privacy["tables"].values():
+        assert [c["name"] for c in found["checks"]] == ["holdout", "exact_copies", "closeness", "closeness_tail",
+                                                        "membership_inference"]
+        assert 0 <= found["dcr_median"] <= 1 and 0.5 <= found["mia_auc"] <= 1
+    [check] = [c for c in metrics["gate"]["checks"] if c["name"] == "privacy"]
+    failed = [(n, c["name"]) for n, f in privacy["tables"].items() for c in f["checks"] if not c["passed"]]
+    assert check["passed"] == (not failed) and check["value"] == len(failed)
+    assert all(f"table {n!r}: {c}: " in check["message"] for n, c in failed)
+    assert "unknown" not in check["message"]
+    report = (out / "report.html").read_text()
+    assert report.count('<table class="privacy">') == 3 and 'id="privacy-holdout"' in report
     # the gate is reported with its reason, and the verify command accepts the folder
     assert metrics["gate"]["summary"].startswith("NOT ENFORCED: generated test data")
     assert synth("verify", str(out), tmp_path=tmp_path).returncode == 0
@@ -117,6 +136,8 @@ def test_the_mimic_demo_runs_as_four_related_tables(tmp_path):
     metrics = _check_release(out, ["patients", "admissions", "icustays", "outputevents"])
     assert metrics["rows"]["outputevents"]["real"] == 11_319
     assert metrics["gate"]["enforced"] is False and "public MIMIC-III demo" in metrics["gate"]["reason"]
+    assert metrics["privacy"]["unknown"] is None and len(metrics["privacy"]["tables"]) == 4
+    print({n: {c["name"]: c["passed"] for c in f["checks"]} for n, f in metrics["privacy"]["tables"].items()})
     print(json.dumps({k: metrics[k] for k in ("cardinality", "orphans", "date_orders")}, indent=1))
     print({name: round(q["quality_score"], 3) for name, q in metrics["quality"].items()})
 

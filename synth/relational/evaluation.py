@@ -84,7 +84,7 @@ def evaluate_relational(
 
 def children_per_parent(tables: dict[str, pa.Table], relation: Relation) -> np.ndarray:
     """(parent rows,) the number of child rows under each parent row (orphans ignored)."""
-    parent_of = _parent_index(tables, relation)
+    parent_of = parent_index(tables, relation)
     return np.bincount(parent_of[parent_of >= 0], minlength=tables[relation.parent].num_rows)
 
 
@@ -135,8 +135,8 @@ def broken_date_orders(
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _parent_index(tables: dict[str, pa.Table], relation: Relation) -> np.ndarray:
-    """Each child row's parent row (-1 where none)."""
+def parent_index(tables: dict[str, pa.Table], relation: Relation) -> np.ndarray:
+    """(child rows,) each child row's parent row (-1 where none)."""
     keys = tables[relation.parent][relation.key].combine_chunks()
     index = pc.index_in(tables[relation.child][relation.column], value_set=keys)
     return pc.fill_null(index, -1).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -144,7 +144,7 @@ def _parent_index(tables: dict[str, pa.Table], relation: Relation) -> np.ndarray
 
 def _aggregated(tables, relation: Relation, parent_columns: list[str], child_columns: list[str]) -> pd.DataFrame:
     """One row per parent: its numerical columns, its children's count and their means."""
-    parent_of = _parent_index(tables, relation)
+    parent_of = parent_index(tables, relation)
     n = tables[relation.parent].num_rows
     frame = pd.DataFrame({c: pc.cast(tables[relation.parent][c], pa.float64()).to_numpy(zero_copy_only=False)
                           for c in parent_columns})
@@ -159,7 +159,7 @@ def _aggregated(tables, relation: Relation, parent_columns: list[str], child_col
 
 def _date_pairs(tables, relation: Relation) -> dict[tuple[str, str], tuple[pd.Series, pd.Series]]:
     """(child date, parent date) -> (the child's values, its parent's values), one entry per child row."""
-    parent_of = _parent_index(tables, relation)
+    parent_of = parent_index(tables, relation)
     kept = parent_of >= 0
     child, parent = tables[relation.child], tables[relation.parent]
     pairs = {}

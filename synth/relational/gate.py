@@ -6,23 +6,23 @@ Checks (each ``{name, passed, value, threshold, message}`` as in :mod:`synth.eva
 * ``date_orders``: no synthetic row breaks a cross-table date order that holds in the real rows;
 * ``cardinality``: children per parent, KS complement at least :data:`MIN_CARDINALITY` for every relation;
 * ``quality``: each table's SDMetrics quality at least ``gate.min_quality``;
-* ``privacy``: the privacy checks by patient (exact copies, closeness, membership inference
-  across the tables) are not implemented for relational extracts yet, so this check is
-  *unknown* and fails: the data cannot be shown to be safe. Release then needs
-  ``gate: {enforce: false, reason: ...}`` (public data only), as the MIMIC demo does.
+* ``privacy``: the flat gate's privacy checks (holdout, exact copies, closeness and its
+  tail, membership inference; :mod:`synth.evaluation.gate`, its thresholds and messages)
+  on every table, each table's synthetic rows against its training rows and the rows of
+  patients held out of training (:mod:`synth.relational.privacy`). It passes only when
+  every check of every table passes; its message names each table and check that failed,
+  with the flat check's numbers. Too few patients held out (fewer than
+  :data:`~synth.relational.privacy.MIN_HOLDOUT_PATIENTS`), or no privacy numbers at all,
+  is *unknown* and fails: the data cannot be shown to be safe.
 """
 
 from __future__ import annotations
 
 from synth.config import GateOptions
-from synth.evaluation.gate import verdict_summary
+from synth.evaluation.gate import UNKNOWN, verdict_summary
 
 #: Least KS complement of the children-per-parent distributions (the issue's bar).
 MIN_CARDINALITY = 0.9
-PRIVACY_UNKNOWN = (
-    "unknown: privacy checks by patient are not implemented for relational extracts yet, so the synthetic tables "
-    "cannot be shown to be safe"
-)
 
 
 def relational_verdict(metrics: dict, options: GateOptions) -> dict:
@@ -40,7 +40,7 @@ def relational_verdict(metrics: dict, options: GateOptions) -> dict:
                f"children per parent of {weakest[0]}: KS complement {weakest[1]:.3f} is below {MIN_CARDINALITY}"),
         _check("quality", poorest[1] >= options.min_quality, poorest[1], options.min_quality,
                f"quality of table {poorest[0]!r} {poorest[1]:.3f} is below the floor {options.min_quality}"),
-        _check("privacy", False, None, None, PRIVACY_UNKNOWN),
+        _privacy(metrics.get("privacy")),
     ]
     failed = [c for c in checks if not c["passed"]]
     verdict = "fail" if failed else "pass"
@@ -53,6 +53,19 @@ def relational_verdict(metrics: dict, options: GateOptions) -> dict:
         "reasons": [f"{c['name']}: {c['message']}" for c in failed],
         "checks": checks,
     }
+
+
+def _privacy(privacy: dict | None) -> dict:
+    """Every table's privacy checks passed; else which table and check did not, with the flat check's message."""
+    if not privacy:
+        return _check("privacy", False, None, None, f"{UNKNOWN}: no privacy numbers were computed")
+    if privacy.get("unknown"):
+        return _check("privacy", False, None, None, f"{UNKNOWN}: {privacy['unknown']}")
+    checks = [(table, c) for table, found in privacy["tables"].items() for c in found["checks"]]
+    failed = [f"table {table!r}: {c['name']}: {c['message']}" for table, c in checks if not c["passed"]]
+    if not checks:
+        return _check("privacy", False, None, None, f"{UNKNOWN}: no table was checked")
+    return _check("privacy", not failed, len(failed), 0, "; ".join(failed))
 
 
 def _check(name: str, passed: bool, value, threshold, message: str) -> dict:

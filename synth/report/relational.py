@@ -12,9 +12,11 @@ from synth.report.html import template
 def render_relational_report(metrics: dict, title: str = "Synthetic relational data report") -> str:
     """The report as HTML text, from the relational metrics dict alone (aggregates only).
 
-    Each table's section holds its quality, its rows, and what concerns it as the child of
-    a relation: children per parent (KS complement), inter-table pair trends, orphans and
-    the cross-table date orders its rows keep.
+    Each table's section holds its quality, its rows, its privacy numbers by patient (exact
+    copies, closeness, membership inference against the held-out patients' rows, and the
+    flat gate's checks on them), and what concerns it as the child of a relation: children
+    per parent (KS complement), inter-table pair trends, orphans and the cross-table date
+    orders its rows keep.
     """
     sections = []
     for name in metrics["tables"]:
@@ -28,6 +30,7 @@ def render_relational_report(metrics: dict, title: str = "Synthetic relational d
             "pair_trends": metrics["pair_trends"].get(relation, {}),
             "orphans": metrics["orphans"].get(relation),
             "date_orders": _orders_with_parent(metrics["date_orders"], name, relation),
+            "privacy": (metrics.get("privacy") or {}).get("tables", {}).get(name),
         })
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return template("relational.html.j2").render(
