@@ -53,6 +53,7 @@ verdict but releases anyway, for data that is public already (the bundled demo).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from synth.config import GateOptions
 from synth.evaluation.identifiers import identifier_check
@@ -75,6 +76,11 @@ def gate_verdict(metrics: dict, options: GateOptions | None = None) -> dict:
         _at_least("quality", "quality score", metrics.get("quality_score"), options.min_quality, "the floor"),
         identifier_check(metrics),
     ]
+    return verdict_of(checks, options, _reason)
+
+
+def verdict_of(checks: list[dict], options: GateOptions, describe: Callable[[dict], str]) -> dict:
+    """The verdict of ``checks`` under ``options``; ``describe`` words a failed check as a reason."""
     failed = [c for c in checks if not c["passed"]]
     verdict = "fail" if failed else "pass"
     return {
@@ -84,10 +90,14 @@ def gate_verdict(metrics: dict, options: GateOptions | None = None) -> dict:
         "reason": options.reason,
         "relaxed": options.relaxed(),
         "sampling_sigmas": options.sampling_sigmas,
-        "reasons": [f"{c['name']}: {c['message']}" if c["message"].startswith(UNKNOWN) else c["message"]
-                    for c in failed],
+        "reasons": [describe(c) for c in failed],
         "checks": checks,
     }
+
+
+def _reason(check: dict) -> str:
+    # Measured misses already name what they measured; an unknown says only why it is unknown.
+    return f"{check['name']}: {check['message']}" if check["message"].startswith(UNKNOWN) else check["message"]
 
 
 def releases(gate: dict) -> bool:

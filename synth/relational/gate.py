@@ -19,7 +19,7 @@ Checks (each ``{name, passed, value, threshold, message}`` as in :mod:`synth.eva
 from __future__ import annotations
 
 from synth.config import GateOptions
-from synth.evaluation.gate import UNKNOWN, verdict_summary
+from synth.evaluation.gate import UNKNOWN, verdict_of
 
 #: Least KS complement of the children-per-parent distributions (the issue's bar).
 MIN_CARDINALITY = 0.9
@@ -42,17 +42,7 @@ def relational_verdict(metrics: dict, options: GateOptions) -> dict:
                f"quality of table {poorest[0]!r} {poorest[1]:.3f} is below the floor {options.min_quality}"),
         _privacy(metrics.get("privacy")),
     ]
-    failed = [c for c in checks if not c["passed"]]
-    verdict = "fail" if failed else "pass"
-    return {
-        "verdict": verdict,
-        "enforced": options.enforce,
-        "summary": verdict_summary(verdict, options),
-        "reason": options.reason,
-        "relaxed": options.relaxed(),
-        "reasons": [f"{c['name']}: {c['message']}" for c in failed],
-        "checks": checks,
-    }
+    return verdict_of(checks, options, lambda c: f"{c['name']}: {c['message']}")
 
 
 def _privacy(privacy: dict | None) -> dict:
