@@ -36,7 +36,9 @@ DEMO_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "s
 
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
+    output: Annotated[
+        Optional[Path], typer.Option(help="output folder (default: out/demo, or out/demo-relational with --relational)")
+    ] = None,
     epochs: Annotated[Optional[int], typer.Option(help="maximum training epochs")] = None,
     seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
@@ -53,11 +55,12 @@ def demo(
 
         with _user_errors():
             config = write_relational_demo(DEMO_DATA_DIR, DEMO_CACHE / "mimic3_relational")
-        _run_relational(output, config, rows=None, epochs=epochs, seed=seed)
+        # Its own folder: the flat demo's output stays beside it, not overwritten table by table.
+        _run_relational(output or Path("out/demo-relational"), config, rows=None, epochs=epochs, seed=seed)
         return
     with _user_errors():
         source = write_episode_table(DEMO_DATA_DIR, DEMO_CACHE / "mimic3_episodes.parquet")
-    _run_generate(source, output, DEMO_CONFIG, rows=None, epochs=epochs, seed=seed, dp_epsilon=None, verbose=verbose)
+    _run_generate(source, output or Path("out/demo"), DEMO_CONFIG, rows=None, epochs=epochs, seed=seed, dp_epsilon=None, verbose=verbose)
 
 
 @app.command()
