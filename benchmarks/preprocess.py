@@ -111,6 +111,9 @@ def run_one(kind: str, folder: Path, workers: int, partition_rows: int, validate
         "partitions": prepared.partitions,
         "validated_partitions": prepared.gate.partitions_validated,
         "gate_passed": prepared.gate.success,
+        "partition_seconds": prepared.partition_seconds,
+        "gx_seconds": prepared.validation_seconds,
+        "gx_share": prepared.validation_seconds / max(prepared.partition_seconds, 1e-9),
     }
 
 
@@ -144,8 +147,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--file-rows", type=int, default=250_000, help="rows per Parquet file of the extract")
-    parser.add_argument("--partition-rows", type=int, default=250_000)
+    parser.add_argument("--file-rows", type=int, default=1_000_000, help="rows per Parquet file of the extract")
+    parser.add_argument("--partition-rows", type=int, default=500_000, help="the pipeline's default")
     parser.add_argument(
         "--validate",
         type=int,
@@ -215,7 +218,8 @@ def _print(result: dict, baseline: dict) -> None:
         f"{result['rows']:>12,} rows  {who:<34} {result['seconds']:8.1f} s  "
         f"{result['rows_per_second']:>12,.0f} rows/s  "
         f"peak RSS {result['peak_rss_mb']:>8,.0f} MB  {ratio:6.3f}x baseline  "
-        f"(CPU {result['cpu_seconds']:,.0f} s; load {result['load_average_before']:.1f})",
+        f"(CPU {result['cpu_seconds']:,.0f} s; load {result['load_average_before']:.1f})"
+        + (f"  GX {result['gx_share']:.0%} of partition time" if "gx_share" in result else ""),
         flush=True,
     )
 

@@ -92,15 +92,12 @@ def run(
     """
     with _user_errors():
         relational = _is_relational(source, config)
-        if relational and dp_epsilon is not None:
-            raise ConfigError("--dp-epsilon: differential privacy is not supported for relational extracts (tables:) "
-                              "yet; leave it out, or flatten the extract and give it as --source")
         if not relational and sql_prefix is not None:
             raise ConfigError("--sql-prefix writes the tables of a relational extract (a config's tables:); a "
                               "single table goes to SQL through the deployment's sql_table")
     if relational:
         _run_relational(output, config, rows=rows, epochs=epochs, seed=seed, keep_work=keep_work or None,
-                        sql_prefix=sql_prefix)
+                        sql_prefix=sql_prefix, dp_epsilon=dp_epsilon)
         return
     _run_generate(source, output, config, rows=rows, epochs=epochs, seed=seed, dp_epsilon=dp_epsilon, verbose=verbose,
                   keep_work=keep_work or None)
@@ -128,9 +125,6 @@ def _run_relational(output, config, **overrides) -> None:
     with _user_errors():
         params = _parameters(RelationalParameters, output=str(output), config_path=str(config), **overrides)
         settings = load_config(config).with_overrides(**params.overrides())
-        if settings.privacy.enabled:
-            raise ConfigError(f"{config}: privacy.epsilon: differential privacy is not supported for relational "
-                              "extracts (tables:) yet; remove it")
         from synth.relational.sources import check_sources
 
         check_sources(settings)
@@ -154,12 +148,22 @@ def sample(
     rows: Annotated[int, typer.Option(help="synthetic rows")],
     output: Annotated[Path, typer.Option(help="output folder")],
     seed: Annotated[int, typer.Option(help="seed (use a new one for a new month's data)")] = 0,
+    workers: Annotated[
+        int, typer.Option(help="local worker processes writing parts at once (the same bytes for any number)")
+    ] = 1,
+    dask_address: Annotated[
+        Optional[str],
+        typer.Option(help="an existing Dask scheduler to write the parts on (its workers read the model folder)"),
+    ] = None,
 ) -> None:
     """Generate new synthetic data from a saved model, without retraining."""
     from flows.parameters import SampleParameters
 
     with _user_errors():
-        params = _parameters(SampleParameters, model=str(model), rows=rows, output=str(output), seed=seed)
+        params = _parameters(
+            SampleParameters, model=str(model), rows=rows, output=str(output), seed=seed, workers=workers,
+            dask_address=dask_address,
+        )
         check_output(output)
         from flows.sample import sample as sample_flow
         from synth.models import load_synthesizer

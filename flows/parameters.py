@@ -124,6 +124,10 @@ class RelationalParameters(BaseModel):
     rows: int | None = Field(default=None, ge=1, description="synthetic root rows (default: as many as the real root)")
     epochs: int | None = Field(default=None, ge=1, description="maximum training epochs")
     seed: int | None = Field(default=None, ge=0, description="seed for every random step")
+    dp_epsilon: float | None = Field(
+        default=None, gt=0, description="differential privacy budget, the patient being the unit across all tables "
+        "(off if empty)"
+    )
     sql_prefix: str | None = Field(
         default=None, description="also write every synthetic table to SQL as <prefix><table>, with its keys and "
         "constraints, in one transaction (replacing earlier ones)"
@@ -140,7 +144,8 @@ class RelationalParameters(BaseModel):
 
     def overrides(self) -> dict:
         """The config sections these parameters override."""
-        return _run_overrides(self.epochs, self.rows, self.seed, self.keep_work)
+        return {**_run_overrides(self.epochs, self.rows, self.seed, self.keep_work),
+                "privacy": {"epsilon": self.dp_epsilon}}
 
 
 class SampleParameters(BaseModel):
@@ -151,6 +156,15 @@ class SampleParameters(BaseModel):
     output: str = Field(description="output folder for synthetic/ parts")
     seed: int = Field(default=0, ge=0, description="seed; a new month's data: a new seed")
     chunk_rows: int = Field(default=100_000, ge=1, description="rows per Parquet part")
+    workers: int = Field(
+        default=1, ge=1, description="local worker processes writing parts at once (the same bytes for any number)"
+    )
+    dask_address: str | None = Field(
+        default=None, description="an existing Dask scheduler to write the parts on instead (its workers must read "
+        "the model folder and the output folder)",
+    )
+
+    _blank_is_unset = field_validator("dask_address", mode="before")(_none_if_blank)
 
 
 class EvaluateParameters(BaseModel):

@@ -88,6 +88,11 @@ class ColumnOverride(_Strict):
         description="with DP: values of a categorical column known without looking at the data (a published code "
         "list); they are released with noisy shares and no threshold, other values only above the DP threshold",
     )
+    public_codes: Literal["icd9-cm-3", "icd10-3"] | None = Field(
+        default=None,
+        description="with DP: the column holds codes of this published code system (synth/codes.py); its categories "
+        "are public values, added to any public_values listed",
+    )
     public_range: tuple[Any, Any] | None = Field(
         default=None,
         description="with DP: [low, high] of a numerical or datetime column known without looking at the data; "
@@ -208,6 +213,16 @@ class SamplingOptions(_Strict):
         default=None, description="rows to generate; defaults to the extract's row count"
     )
     chunk_rows: Annotated[int, Field(ge=1)] = 100_000
+    workers: Annotated[int, Field(ge=1)] = Field(
+        default=1,
+        description="local worker processes writing chunks at once (each loads the model once, one torch "
+        "thread each); 1: in the run's own process. The bytes are the same for any number",
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="scheduler address of an existing Dask cluster to map the chunks over instead (e.g. the "
+        "preprocess one); its workers must read the model folder and the output folder",
+    )
 
 
 class PreprocessOptions(_Strict):
@@ -269,6 +284,11 @@ class EvaluationOptions(_Strict):
     )
     distance_rows: Annotated[int, Field(ge=10)] = Field(
         default=10_000, description="synthetic and holdout rows whose closest-record distance to every training row is taken"
+    )
+    workers: Annotated[int, Field(ge=1)] = Field(
+        default=1,
+        description="processes sharing the closest-record distances by blocks of rows (the same numbers for any "
+        "count; each costs a process start, worth it from about 100,000 distance_rows)",
     )
     propensity_rows: Annotated[int, Field(ge=100)] = Field(default=20_000, description="rows per side for pMSE")
     attack_rows: Annotated[int, Field(ge=10)] = Field(

@@ -7,10 +7,11 @@ mechanism, a sample is drawn from those summaries (post-processing: free, and se
 and RDT is fitted on that sample. The real rows are then only ever seen through DP-SGD.
 
 Mechanisms, per column, with ``epsilon_c`` = the column's share of the domain's budget.
-Shares follow what the config declares, never the data (:func:`budget_weights`): a column
-whose domain must be learnt weighs 1; one whose range or values are declared public only
-seeds the transforms' fit with its noisy histogram or shares, and weighs less, so the
-columns that need it (diagnosis codes, unbounded numbers) get more of the budget.
+Shares follow what the config declares, never the data (:func:`budget_weights`): each
+column weighs the square root of the number of noisy counts it releases (the split that
+minimises the summed noise of all columns' counts), a column whose bounds or values must
+be learnt twice a public range's histogram, so a published code list of a thousand codes
+gets far more than a yes/no column, and a declared range half of an undeclared one.
 
 * numbers and dates: lower and upper bounds = the 0.5th and 99.5th percentiles by the
   exponential mechanism over the gaps between sorted values (Smith 2011), measured on an
@@ -21,7 +22,10 @@ columns that need it (diagnosis codes, unbounded numbers) get more of the budget
   or all of epsilon_c when the range is public);
 * categories and booleans: a Laplace-noised count per category (scale 1/epsilon_c).
   *Public* candidates - null, ``True``/``False`` of a boolean column, the column's
-  declared ``public_values`` - are released when their noisy count is positive; any
+  declared ``public_values`` and ``public_codes`` (:mod:`synth.codes`) - are released
+  when their noisy count passes ``PUBLIC_CUT / epsilon_c`` (two noise scales: a code no
+  one holds passes with probability e^-2 / 2, so a long published list releases few
+  strays), or, when none does, when it is positive; any
   other value only above the threshold ``1 + ln(1 / (2 delta')) / epsilon_c``. Nothing
   else is ever released: no category clears the bar and none is public -> the column is
   all null. A value held by a single unit therefore appears with probability at most
@@ -50,18 +54,22 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from synth import codes
 from synth.config import ColumnKind, ColumnOverride
 from synth.errors import ConfigError
 from synth.frames import integer_range
 from synth.schema import ColumnSpec
 
 OUTER = 50.0  # asinh scale: covers |x| up to ~2.6e21
-#: Budget weights (see :func:`budget_weights`): a public range leaves only the histogram
-#: (half of a numeric column's mechanisms); public values leave the shares, which only seed
-#: the transforms' fit, and the threshold for any value outside the declared list.
-PUBLIC_RANGE_WEIGHT, PUBLIC_VALUES_WEIGHT = 0.5, 0.25
 LOWER_Q, UPPER_Q = 0.005, 0.995
 BINS = 64
+#: Budget weights (see :func:`budget_weights`): a public range releases the histogram's
+#: BINS + 1 counts; a learnt column (bounds and histogram, or an unknown category set)
+#: twice that; public values their number of counts (values and null).
+PUBLIC_RANGE_WEIGHT = math.sqrt(BINS + 1)
+LEARNT_WEIGHT = 2 * PUBLIC_RANGE_WEIGHT
+#: A public value is released when its noisy count passes this many noise scales (1/epsilon_c).
+PUBLIC_CUT = 2.0
 SAMPLE_ROWS = 20_000
 
 
@@ -127,10 +135,13 @@ def declared_public(columns: list[ColumnSpec], overrides: Mapping[str, ColumnOve
         override = overrides.get(spec.name)
         if override is None:
             continue
-        if override.public_values is not None:
+        if override.public_values is not None or override.public_codes is not None:
+            field_name = "public_values" if override.public_values is not None else "public_codes"
             if spec.kind not in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
-                raise ConfigError(f"columns.{spec.name}.public_values: {spec.name!r} is {spec.kind.value}, not categorical")
-            values[spec.name] = [_as_value(v, spec) for v in override.public_values]
+                raise ConfigError(f"columns.{spec.name}.{field_name}: {spec.name!r} is {spec.kind.value}, not categorical")
+            listed = [_as_value(v, spec) for v in override.public_values or []]
+            coded = [_as_value(v, spec) for v in codes.public_codes(override.public_codes)] if override.public_codes else []
+            values[spec.name] = list(dict.fromkeys(listed + coded))
         if override.public_range is not None:
             if spec.kind not in (ColumnKind.NUMERICAL, ColumnKind.DATETIME):
                 raise ConfigError(f"columns.{spec.name}.public_range: {spec.name!r} is {spec.kind.value}, not numeric")
@@ -188,20 +199,34 @@ def learn_domain(
     return DPDomain(epsilon=epsilon, delta=delta, columns=released, max_values_per_unit=max_values_per_unit)
 
 
-def budget_weights(columns: list[ColumnSpec], public: Public) -> dict[str, float]:
-    """Each column's share of the domain's (epsilon, delta), from the config alone; they sum to 1.
+def column_weights(columns: list[ColumnSpec], public: Public) -> dict[str, float]:
+    """Each column's weight in the domain's budget, from the config alone (not normalised).
 
-    Splitting by what the config declares (not by anything measured) keeps the split itself
-    free of privacy cost; basic composition holds for any fixed shares.
+    The square root of the number of noisy counts the column releases: with Laplace noise
+    of scale 1/epsilon_c on k_c counts, the summed noise sum_c k_c / epsilon_c under a fixed
+    total epsilon is smallest for epsilon_c proportional to sqrt(k_c). A learnt column's
+    count is unknown before the data is seen; it weighs twice a public range's histogram.
     """
     weights = {}
     for spec in columns:
         if spec.name in public.ranges:
             weights[spec.name] = PUBLIC_RANGE_WEIGHT
         elif spec.name in public.values:
-            weights[spec.name] = PUBLIC_VALUES_WEIGHT
+            weights[spec.name] = math.sqrt(len(public.values[spec.name]) + 1)
+        elif spec.kind is ColumnKind.BOOLEAN:
+            weights[spec.name] = math.sqrt(3)  # True, False, null
         else:
-            weights[spec.name] = 1.0
+            weights[spec.name] = LEARNT_WEIGHT
+    return weights
+
+
+def budget_weights(columns: list[ColumnSpec], public: Public) -> dict[str, float]:
+    """Each column's share of the domain's (epsilon, delta), from the config alone; they sum to 1.
+
+    Splitting by what the config declares (not by anything measured) keeps the split itself
+    free of privacy cost; basic composition holds for any fixed shares.
+    """
+    weights = column_weights(columns, public)
     total = sum(weights.values())
     return {name: weight / total for name, weight in weights.items()}
 
@@ -372,7 +397,10 @@ def _categorical(
     noisy = exact + rng.laplace(0, 1 / epsilon, len(candidates))
     threshold = category_threshold(epsilon, delta, max_values_per_unit)
     is_public = np.array([True] + [c in public_set for c in candidates[1:]])
-    kept = np.where(is_public, noisy > 0, noisy > threshold)
+    public_kept = noisy > PUBLIC_CUT / epsilon
+    if not (public_kept & is_public).any():  # noise everywhere: the public values it left positive
+        public_kept = noisy > 0
+    kept = np.where(is_public, public_kept, noisy > threshold)
     if not kept.any():  # nothing public has a positive count and nothing clears the bar: all null
         return ColumnDomain(kind="categorical", categories=[None], shares=[1.0], threshold=threshold)
     shares = noisy[kept] / noisy[kept].sum()

@@ -28,7 +28,8 @@ def to_model_frame(table: pa.Table, schema: Schema) -> pd.DataFrame:
     for spec in schema.modelled:
         column = table[spec.name]
         if spec.kind is ColumnKind.NUMERICAL:
-            data[spec.name] = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+            # Unsafe: an integer past 2**53 (a DP domain's noisy bound can reach 1e16) is rounded, not refused.
+            data[spec.name] = pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
         elif spec.kind is ColumnKind.DATETIME:
             data[spec.name] = _datetime_ns(column)
         else:
@@ -93,6 +94,8 @@ def _restore_plain(series: pd.Series, target: pa.DataType, kind: ColumnKind) -> 
         array = pc.cast(pc.floor_temporal(array, 1, _TEMPORAL_UNIT[target.unit]), unit_only)
         return array.cast(target)  # naive values are UTC instants; attaching the zone keeps the instant
     if pa.types.is_integer(target):
+        if pd.api.types.is_integer_dtype(series.dtype):  # ids and counters: exact (float64 holds only 2**53)
+            return pc.cast(pa.array(series, from_pandas=True), target)
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
         array = pa.array(np.clip(np.round(values), *integer_range(target)), from_pandas=True)
         return pc.cast(array, target)

@@ -60,7 +60,7 @@ def learn_formats(table: pa.Table, schema: Schema, locale: str = "en_GB", privat
             real = len(str(int(largest))) if largest is not None and math.isfinite(largest) else 1
             if real >= 18:
                 raise SchemaError(f"identifier {spec.name!r} has {real}-digit values; declare it as text")
-            digits = _type_digits(column.type) if private else real
+            digits = type_digits(column.type) if private else real
             if real > digits:
                 raise SchemaError(
                     f"identifier {spec.name!r} has values of more than {digits} digits, where fresh ids start "
@@ -79,7 +79,7 @@ def learn_formats(table: pa.Table, schema: Schema, locale: str = "en_GB", privat
     return formats
 
 
-def _type_digits(arrow_type: pa.DataType) -> int:
+def type_digits(arrow_type: pa.DataType) -> int:
     """Digits below the largest value of the type: fresh ids from ``10**d`` fit in it."""
     if pa.types.is_floating(arrow_type):  # every integer below 2**(mantissa bits + 1) is exact
         return len(str(2 ** (np.finfo(arrow_type.to_pandas_dtype()).nmant + 1))) - 1

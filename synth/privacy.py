@@ -47,7 +47,9 @@ released summaries), and every synthetic row sampled from a saved model.
 * **Unit of privacy:** the patient when the extract has an entity key (all of a
   patient's rows are in or out of a batch together, and gradients are clipped per
   patient); otherwise the row. The row model refuses to train with DP on data with an
-  entity key, where a row-level guarantee would be a silent downgrade.
+  entity key, where a row-level guarantee would be a silent downgrade. For related tables the
+  patient is a root row and every row under it in every table, and one DP-SGD run clips each
+  patient's gradient over all tables' networks together (:mod:`synth.relational.dp`).
 * **Not covered** (decided from the data unless declared in the config): column kinds,
   which columns are patient-level, which dates follow which and their time units; the
   real/holdout split used for evaluation. Declare them in the config to cover them too.

@@ -44,12 +44,18 @@ SEGMENTS_JSON = "segments.json"
 
 @dataclass(frozen=True)
 class Segment:
-    """One model-ready column: continuous (one float) or discrete (a label in ``range(classes)``)."""
+    """One model-ready column: continuous (one float) or discrete (a label in ``range(classes)``).
+
+    ``counts``: for a category column, how often each label occurs in the rows the
+    transformer was fitted on (under DP, a sample drawn from the released domain); the
+    network groups the rare labels of a wide column by them. Empty where not known.
+    """
 
     name: str
     source: str
     kind: Literal["continuous", "discrete"]
     classes: int = 0
+    counts: tuple[int, ...] = ()
 
 
 class TableTransformer:
@@ -86,7 +92,7 @@ class TableTransformer:
             hyper.fit(sample)
         self.hyper_ = hyper
         self.columns_ = [c.name for c in modelled]
-        self.segments_ = self._segments(modelled)
+        self.segments_ = self._segments(modelled, sample)
         return self
 
     def _transformer_for(self, spec: ColumnSpec, values: pd.Series, position: int):
@@ -108,13 +114,18 @@ class TableTransformer:
         encoder.output_properties[None]["next_transformer"] = normalizer
         return encoder
 
-    def _segments(self, modelled: list[ColumnSpec]) -> list[Segment]:
+    def _segments(self, modelled: list[ColumnSpec], sample: pd.DataFrame) -> list[Segment]:
         transformers = self.hyper_.get_config()["transformers"]
         segments = []
         for spec in modelled:
             transformer = transformers[spec.name]
             if isinstance(transformer, LabelEncoder):
-                segments.append(Segment(spec.name, spec.name, "discrete", len(transformer.values_to_categories)))
+                classes = len(transformer.values_to_categories)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # every category of the fit sample is known: no random labels
+                    labels = transformer._transform(sample[spec.name]).to_numpy(dtype=np.int64)
+                counts = tuple(int(c) for c in np.bincount(labels, minlength=classes))
+                segments.append(Segment(spec.name, spec.name, "discrete", classes, counts))
                 continue
             segments += self._value_segments(spec, transformer)
             if transformer.null_transformer.models_missing_values():
@@ -219,7 +230,7 @@ class TableTransformer:
         self = cls(TransformOptions(**meta["options"]), seed=meta["seed"])
         self.hyper_ = safe_state.loads((folder / STATE_JSON).read_text(), (folder / STATE_ARRAYS).read_bytes())
         self.columns_ = meta["columns"]
-        self.segments_ = [Segment(**s) for s in meta["segments"]]
+        self.segments_ = [Segment(**{**s, "counts": tuple(s.get("counts", ()))}) for s in meta["segments"]]
         return self
 
 

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from prefect import get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 
+from synth.artifact import read_json
 from synth.config import PipelineConfig
 from synth.io import sql
 from synth.io.atomic import write_json_atomic
@@ -121,8 +122,18 @@ def train_relational_model(real: RealTables, config: PipelineConfig, model_dir: 
     tables = tables_io.read_tables(real.folder, list(real.schema.order))
     model = RelationalSynthesizer().fit(tables, real.schema, config)
     model.save(model_dir)
-    get_run_logger().info(f"relational model: {len(real.schema.order)} tables fitted in "
-                          f"{time.perf_counter() - started:.1f}s; saved to {model_dir}")
+    logger = get_run_logger()
+    privacy = model.privacy_
+    if privacy.enabled:
+        caps = privacy.parts["contribution_bounds"]["caps"]
+        dropped = ", ".join(f"{name} {n:,}" for name, n in model.dropped_.items() if n) or "none"
+        logger.info("differential privacy, the patient being the unit across all tables: rows per patient capped at "
+                    + ", ".join(f"{name} {cap}" for name, cap in caps.items())
+                    + f"; rows over the caps dropped at random: {dropped}")
+    spent = f"; epsilon spent {privacy.epsilon_spent:.3f} of {privacy.epsilon_target:g} (delta {privacy.delta:.2e}, " \
+            f"{privacy.steps} DP-SGD steps over all tables' networks)" if privacy.enabled else ""
+    logger.info(f"relational model: {len(real.schema.order)} tables fitted in {time.perf_counter() - started:.1f}s"
+                f"{spent}; saved to {model_dir}")
     return model_dir
 
 
@@ -159,6 +170,7 @@ def evaluate_relational_run(
     metrics["rows"] = {n: {"real": real.rows[n], "training": held.training.rows[n], "holdout": held.holdout.rows[n],
                            "synthetic": synthetic[n].num_rows} for n in names}
     metrics["key_inferences"] = list(real.inferences)
+    metrics |= _metrics_privacy(model.privacy_)
     metrics["gate"] = relational_verdict(metrics, config.gate)
     output = Path(output_dir)
     write_json_atomic(output / "metrics.json", metrics)
@@ -211,7 +223,7 @@ def write_relational_manifest(
                 "shortcuts": [str(r) for r in real.schema.shortcuts], "order": list(real.schema.order)},
         rows=metrics["rows"],
         model={"name": RelationalSynthesizer.name, "fingerprint": model_fingerprint(model_dir)},
-        privacy={"enabled": False, "epsilon": None, "unit": None},
+        privacy=_privacy_facts(model_dir),
         gate={"extract_validation": {"success": True, "expectations": expectations, "tables": len(real.schema.order)},
               "release": metrics.get("gate")},
         sinks=sinks,
@@ -224,3 +236,22 @@ def write_relational_manifest(
     path = write_manifest(run.output, manifest)
     get_run_logger().info(f"manifest: {path} ({len(manifest['files'])} files)")
     return str(path)
+
+
+def _privacy_facts(model_dir: str) -> dict:
+    """The manifest's privacy entry, from the model folder's privacy.json (as the flat manifest's)."""
+    path = Path(model_dir) / "privacy.json"
+    if not path.is_file():
+        return {"enabled": False, "epsilon": None, "unit": None}
+    privacy = read_json(path)
+    return {"enabled": True, "epsilon": privacy["epsilon_spent"], "epsilon_target": privacy["epsilon_target"],
+            "delta": privacy["delta"], "unit": privacy["unit"],
+            "contribution_bounds": privacy["parts"]["contribution_bounds"]["caps"]}
+
+
+def _metrics_privacy(privacy) -> dict:
+    """The DP facts metrics.json carries, as the flat run's (None without DP)."""
+    if not privacy.enabled:
+        return {"epsilon": None, "epsilon_target": None, "delta": None, "privacy_unit": None}
+    return {"epsilon": privacy.epsilon_spent, "epsilon_target": privacy.epsilon_target, "delta": privacy.delta,
+            "privacy_unit": privacy.unit, "epsilon_cap_reached": privacy.stopped_at_cap}

@@ -62,9 +62,16 @@ def sample_synthetic(
         fingerprint=model_fingerprint(model_dir),
         on_chunk=ChunkProgress(),
         avoid=avoid,
+        workers=sampling.workers,
+        dask_address=sampling.dask_address,
+        model_dir=model_dir,
+    )
+    where = (
+        f" on the Dask cluster at {sampling.dask_address}" if sampling.dask_address
+        else f" by up to {sampling.workers} worker processes" if sampling.workers > 1 else ""
     )
     logger.info(
-        f"sampled {rows:,} rows in {result.chunks} parts ({len(result.skipped)} already on disk) "
+        f"sampled {rows:,} rows in {result.chunks} parts ({len(result.skipped)} already on disk){where} "
         f"in {result.seconds:.1f}s"
     )
     return result

@@ -70,9 +70,33 @@ def test_sample_smoke_writes_parts_and_checks_memory(tmp_path):
         "synth sample_to_parquet 2,000",
         "pyarrow write floor (baseline) 4,000",
         "synth sample_to_parquet 4,000",
+        "synth sample_to_parquet, 2 worker processes 4,000",  # smoke: the parallel cases at the largest size
+        "synth sample_to_parquet on Dask, 2 workers 4,000",
     ]
     assert all(r["bytes"] > 0 for r in payload["rows"])
-    assert any(t["name"].startswith("peak RSS") for t in payload["targets"])
+    targets = {t["name"]: t for t in payload["targets"]}
+    assert any(name.startswith("peak RSS") for name in targets)
+    assert targets["identical part bytes whoever writes them (4,000 rows)"]["met"]  # 1 process, 2 processes, Dask
+
+
+def test_gpu_bench_asked_for_cuda_without_one_fails_loudly(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the refusal is for machines without it")
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "gpu.py"), "--device", "cuda", "--out", str(tmp_path)],
+        cwd=BENCH.parent, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "CUDA was asked for" in done.stderr and "sees no CUDA device; nothing was measured" in done.stderr
+    assert not list(tmp_path.iterdir())  # no CPU numbers passed off as GPU ones
+
+
+def test_gpu_bench_cpu_smoke(tmp_path):
+    stdout = _run("gpu.py", "--smoke", "--device", "cpu", "--out", str(tmp_path))
+    assert TABLE_HEADER in stdout and "CPU cases only" in stdout
+    payload = _result(tmp_path, "gpu")
+    assert [r["case"] for r in payload["rows"]] == ["train vae (cpu)", "sample network draws (cpu)"]
 
 
 @pytest.mark.slow

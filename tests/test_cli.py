@@ -27,6 +27,7 @@ def synth(*args: str, tmp_path: Path, timeout: int = 900, level: str = "WARNING"
         (["run", "--source", "{csv}", "--output", "{out}", "--config", "/nowhere/c.yaml"], "config file not found"),
         (["run", "--source", "{csv}", "--output", "{out}", "--config", "{bad_config}"], "columns.agee: no such column"),
         (["sample", "--model", "/nowhere/model", "--rows", "5", "--output", "{out}"], "model folder not found"),
+        (["sample", "--model", "/nowhere/model", "--rows", "5", "--output", "{out}", "--workers", "0"], "workers"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_a_non_zero_exit(tmp_path, heart_csv, args, message):

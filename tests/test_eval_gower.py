@@ -81,6 +81,16 @@ def test_blocks_do_not_change_the_answer(diabetes):
     assert np.array_equal(whole, tiny)
 
 
+def test_worker_processes_give_the_same_answer_as_one(diabetes):
+    table, schema = diabetes
+    _, (q, r) = encode(schema, table.slice(0, 500), table.slice(500, 1_500))
+    scale = GowerScale.fit(q, r)
+    alone = nearest(q, r, scale, k=2, query_block=64, reference_block=256)
+    for workers in (2, 3):  # 8 query blocks: runs of 2 and 3 blocks, the last one short
+        shared = nearest(q, r, scale, k=2, query_block=64, reference_block=256, workers=workers)
+        assert np.array_equal(alone[0], shared[0]) and np.array_equal(alone[1], shared[1])
+
+
 def test_fewer_reference_rows_than_k():
     q = Encoded(np.array([[0.0]]), np.zeros((1, 0), dtype=np.int32))
     r = Encoded(np.array([[1.0]]), np.zeros((1, 0), dtype=np.int32))

@@ -117,6 +117,53 @@ def test_validate_table_returns_counts_never_values(table):
     assert full["success"] is False
 
 
+def test_each_column_family_passes_its_own_type_check_and_counts_values_alike_with_or_without_gaps():
+    """Value checks run on categorical text and NumPy integers, type checks on no rows: same verdicts and counts."""
+    from synth.expectations import _type_list
+
+    table = pa.table(
+        {
+            "whole": pa.array([1, 2, 3, 40, 5, 6], pa.int64()),  # no gaps: NumPy's integers
+            "gappy": pa.array([1, None, 3, 40, 5, None], pa.int32()),  # gaps: pandas' nullable integers
+            "real": pa.array([0.5, None, 1.5, 9.0, 2.0, 2.5]),
+            "text": pa.array(["a", "b", None, "z", "a", "b"]),
+            "code": pa.array(["x", "y", "x", "x", "y", "w"]).dictionary_encode(),
+            "flag": pa.array([True, None, False, True, True, False]),
+            "when": pa.array([0, 1, 2, 3, None, 5], pa.timestamp("ms", tz="UTC")),
+        }
+    )
+    expectations = [
+        {"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": n, "type_list": _type_list(t)}}
+        for n, t in zip(table.column_names, table.schema.types)
+    ] + [
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": c, "min_value": 0, "max_value": 10}}
+        for c in ("whole", "gappy", "real")
+    ] + [
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": c, "value_set": ["a", "b", "x", "y"]}}
+        for c in ("text", "code")
+    ] + [{"type": "expect_column_values_to_be_unique", "kwargs": {"column": "text"}}]
+    outcomes, full = validate_table(table, expectations)
+    found = {(o.expectation, o.column): o for o in outcomes}
+    assert all(found[("expect_column_values_to_be_in_type_list", n)].success for n in table.column_names)
+    assert found[("expect_column_values_to_be_in_type_list", "text")].observed == "str"
+    for column, counts in {"whole": (1, 6, 0), "gappy": (1, 6, 2), "real": (0, 6, 1)}.items():
+        between = found[("expect_column_values_to_be_between", column)]
+        assert (between.unexpected_count, between.element_count, between.missing_count) == counts, column
+    for column, counts in {"text": (1, 6, 1), "code": (1, 6, 0)}.items():
+        in_set = found[("expect_column_values_to_be_in_set", column)]
+        assert (in_set.unexpected_count, in_set.element_count, in_set.missing_count) == counts, column
+    assert found[("expect_column_values_to_be_unique", "text")].unexpected_count == 4  # a, a, b, b
+    # one JSON result for the partition: every expectation, one verdict
+    assert len(full["results"]) == len(expectations) and full["success"] is False
+    assert full["statistics"]["evaluated_expectations"] == len(expectations)
+    # an integer column does not pass as text, nor text as an integer
+    wrong = [
+        {"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": c, "type_list": _type_list(t)}}
+        for c, t in (("whole", pa.string()), ("text", pa.int64()))
+    ]
+    assert not any(o.success for o in validate_table(table, wrong)[0])
+
+
 def test_gate_judges_mostly_on_the_whole_extract():
     def nulls(unexpected: int) -> Outcome:
         return Outcome("expect_column_values_to_not_be_null", "x", unexpected <= 10, 100, unexpected, mostly=0.9)

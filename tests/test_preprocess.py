@@ -69,6 +69,10 @@ def test_partitions_ran_on_two_worker_processes(prepared):
     assert len(reports) == 3
     assert len(workers) == 2
     assert f":{os.getpid()}" not in " ".join(workers)  # not the test's own process
+    # each worker timed its partition and the GX validation in it; the run sums them (its log states the share)
+    assert all(0 < r["validation_seconds"] < r["seconds"] for r in reports)
+    assert prepared.partition_seconds == pytest.approx(sum(r["seconds"] for r in reports))
+    assert prepared.validation_seconds == pytest.approx(sum(r["validation_seconds"] for r in reports))
 
 
 def test_clean_dataset_holds_every_row_split_by_patient(prepared, diabetes_rows):

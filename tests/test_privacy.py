@@ -206,9 +206,10 @@ def test_a_unit_counts_towards_at_most_max_values_per_unit_categories():
 
 
 def test_declared_columns_leave_the_budget_to_the_columns_that_need_it():
-    """Weights 1 (learnt), 0.5 (public range: histogram only), 0.25 (public values): the
-    undeclared code column gets 1/1.75 of the domain, not the 1/3 an equal split gave it,
-    so its release threshold is lower, and the shares still add up to the whole budget."""
+    """Weights sqrt(released counts): a public range's 65-bin histogram sqrt(65), a learnt
+    column twice that, a public list of k values sqrt(k + 1) (with null): the undeclared code
+    column gets 2/(3 + sqrt(3)/sqrt(65)) of the domain, not the 1/3 an equal split gave it, so
+    its release threshold is lower, and the shares still add up to the whole budget."""
     spec = [
         ColumnSpec("dx", ColumnKind.CATEGORICAL, "string"),
         ColumnSpec("los", ColumnKind.NUMERICAL, "double"),
@@ -217,13 +218,39 @@ def test_declared_columns_leave_the_budget_to_the_columns_that_need_it():
     config = parse_config({"columns": {"los": {"public_range": [0, 30]}, "sex": {"public_values": ["F", "M"]}}})
     public = dp_domain.declared_public(spec, config.columns)
     shares = dp_domain.budget_weights(spec, public)
-    assert shares == pytest.approx({"dx": 1 / 1.75, "los": 0.5 / 1.75, "sex": 0.25 / 1.75})
+    total = 2 * math.sqrt(65) + math.sqrt(65) + math.sqrt(3)
+    assert shares == pytest.approx({"dx": 2 * math.sqrt(65) / total, "los": math.sqrt(65) / total, "sex": math.sqrt(3) / total})
     assert sum(shares.values()) == pytest.approx(1.0)
     frame = pd.DataFrame({"dx": ["428"] * 300 + ["414"] * 200, "los": np.linspace(1, 20, 500), "sex": ["F", "M"] * 250})
     domain = dp_domain.learn_domain(frame, spec, 1.0, 1e-6, np.random.default_rng(0), public=public)
-    assert domain.columns["dx"].threshold == pytest.approx(dp_domain.category_threshold(1 / 1.75, 1e-6 / 1.75, 1))
+    assert domain.columns["dx"].threshold == pytest.approx(dp_domain.category_threshold(shares["dx"], 1e-6 * shares["dx"], 1))
     assert domain.columns["dx"].threshold < dp_domain.category_threshold(1 / 3, 1e-6 / 3, 1)
     assert set(domain.columns["dx"].categories) - {None} == {"428", "414"}
+
+
+def test_a_published_code_system_is_public_and_releases_the_codes_held_not_the_strays():
+    """``public_codes: icd9-cm-3`` declares ~1,300 categories public: codes held by enough
+    patients are released without the DP threshold (which here would hide all of them), a
+    code no one holds passes the two-noise-scale cut with probability e^-2/2, and the long
+    list earns the column a larger share of the budget than a short one."""
+    spec = [ColumnSpec("dx", ColumnKind.CATEGORICAL, "string"), ColumnSpec("sex", ColumnKind.CATEGORICAL, "string")]
+    config = parse_config({"columns": {"dx": {"public_codes": "icd9-cm-3"}, "sex": {"public_values": ["F", "M"]}}})
+    public = dp_domain.declared_public(spec, config.columns)
+    assert {"428", "008", "8", "V57", "E909"} <= set(public.values["dx"]) and len(public.values["dx"]) == 1389
+    shares = dp_domain.budget_weights(spec, public)
+    assert shares["dx"] == pytest.approx(math.sqrt(1390) / (math.sqrt(1390) + math.sqrt(3)))
+    held = ["428"] * 400 + ["414"] * 300 + ["250"] * 200 + ["V57"] * 100
+    frame = pd.DataFrame({"dx": held, "sex": ["F", "M"] * 500})
+    epsilon = 0.1 / shares["dx"]  # the column gets epsilon_c = 0.1: cut at 20, DP threshold ~ 1 + ln(1/2e-6)/0.1 ~ 132
+    strays = []
+    for seed in range(5):
+        domain = dp_domain.learn_domain(frame, spec, epsilon, 1e-6 / shares["dx"], np.random.default_rng(seed), public=public)
+        released = set(domain.columns["dx"].categories) - {None}
+        assert {"428", "414", "250", "V57"} <= released
+        strays.append(len(released) - 4)
+    assert max(strays) < 0.3 * 1389  # e^-2/2 = 6.8% expected
+    with pytest.raises(Exception, match="public_codes"):
+        parse_config({"columns": {"dx": {"public_codes": "snomed"}}})
 
 
 def test_declared_public_values_and_ranges_are_released_and_nothing_else():
@@ -290,6 +317,8 @@ JSON_KEYS = {
     # dp_domain.json, segments.json
     "max_values_per_unit", "low", "high", "null_share", "histogram", "categories", "shares", "bounds", "threshold",
     "seed", "options", "segments", "classes", *TransformOptions().model_dump(),
+    # segments.json's class counts: counted on the sample drawn from the released domain (post-processing)
+    "counts",
 }  # fmt: skip
 RDT_KEYS = {
     "_bgm_transformer", "_dtype", "_fitted", "_fitted_fields", "_input_columns", "_max_value", "_min_value",
@@ -418,8 +447,10 @@ def test_privacy_json_lists_every_release_with_its_mechanism_and_budget(dp_clini
     assert privacy["delta"] == pytest.approx(1 / (10 * n_up))
     assert privacy["delta"] < 1 / (10 * PATIENTS)
     assert privacy["unit"] == "patient" and privacy["units_estimate"] != PATIENTS
-    # Fresh ids start above the public width: never a real id.
-    assert min(synthetic["patient_id"].to_pylist()) >= 10**18
+    # Fresh ids start above the public width: never a real id. They stay exact int64 counters
+    # (a float64 round trip past 2**53 once merged every 128 synthetic patients into one).
+    ids = sorted(set(synthetic["patient_id"].to_pylist()))
+    assert ids[0] >= 10**18 and ids == list(range(ids[0], ids[0] + len(ids))) and len(ids) > 20
 
 
 # -- 5. unit of privacy -------------------------------------------------------------------------

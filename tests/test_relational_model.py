@@ -76,14 +76,12 @@ def test_save_and_load_give_the_same_samples(fitted, tmp_path):
     assert all(got[name].equals(expected[name]) for name in expected)
 
 
-def test_orphans_and_privacy_are_refused_plainly():
+def test_orphans_are_refused_plainly():
     tables, schema = three_level(n_patients=30)
     orphans = pa.array([1] * tables["visits"].num_rows)  # no patient has id 1
     broken = dict(tables, visits=tables["visits"].set_column(1, "patient_id", orphans))
     with pytest.raises(SchemaError, match="keys are not intact"):
         RelationalSynthesizer().fit(broken, schema, parse_config(SMALL))
-    with pytest.raises(ConfigError, match="differential privacy is not supported for relational extracts"):
-        RelationalSynthesizer().fit(tables, schema, parse_config({"privacy": {"epsilon": 1.0}}))
 
 
 def test_a_root_row_without_children_gives_empty_tables_with_the_real_columns(fitted):

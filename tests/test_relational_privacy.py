@@ -25,7 +25,9 @@ def fitted():
     tables, schema = three_level()
     training, holdout = split_patients(tables, schema, FRACTION, SEED)
     model = RelationalSynthesizer().fit(training, schema, parse_config(SMALL))
-    synthetic = model.sample(tables["patients"].num_rows, seed=1)
+    # three times the patients: one small draw's tail share swings by a standard error (6.4-8.8% for labs
+    # across seeds and machines against a limit of 8.5%); the larger draw sits at 6.4-7.1% for every seed
+    synthetic = model.sample(3 * tables["patients"].num_rows, seed=1)
     return tables, schema, training, holdout, model, synthetic
 
 

@@ -203,7 +203,6 @@ def test_the_issues_two_table_config_runs_as_written(tmp_path):
     [
         (["--source", "{csv}"], "--source and the tables: section of"),
         ([], "give --source (one table), or a --config whose tables: section"),
-        (["--dp-epsilon", "3"], "--dp-epsilon: differential privacy is not supported for relational extracts"),
         (["--source", "{csv}", "--sql-prefix", "s_"], "--sql-prefix writes the tables of a relational extract"),
     ],
 )

@@ -27,8 +27,9 @@ def test_the_diabetes_config_declares_a_public_domain_that_fits_its_columns(diab
     public = dp_domain.declared_public(schema.columns, config.columns)  # raises on a kind mismatch
     assert len(public.ranges) == 7 and len(public.values) >= 35
     assert all(kinds[name] is ColumnKind.NUMERICAL for name in public.ranges)
-    # Diagnoses and specialties are left to the threshold: they get the biggest shares.
+    # Diagnoses are ICD-9-CM codes (public, ~1,400 candidates each) and specialties are left
+    # to the threshold: they get the biggest shares.
+    assert all(len(public.values[f"diag_{i}"]) > 1_300 for i in (1, 2, 3))
     shares = dp_domain.budget_weights([c for c in schema.columns if c.kind is not ColumnKind.IDENTIFIER], public)
-    learnt = [name for name in ("diag_1", "diag_2", "diag_3", "medical_specialty")]
-    assert min(shares[n] for n in learnt) == pytest.approx(max(shares.values()))
-    assert sum(shares[n] for n in learnt) > 0.2
+    assert {"diag_1", "diag_2", "diag_3", "medical_specialty"} == set(sorted(shares, key=shares.get)[-4:])
+    assert sum(shares[f"diag_{i}"] for i in (1, 2, 3)) > 0.35

@@ -95,3 +95,25 @@ def test_loss_is_summed_over_features_and_averaged_over_units():
     per_patient = net(padded, mask=mask, generator=torch.Generator().manual_seed(1))
     assert per_patient.shape == (2,) and per_patient[1] == 0
     assert per_patient[0].item() == pytest.approx(per_row.sum().item(), rel=1e-5)
+
+
+
+def test_wide_category_columns_get_grouped_heads_that_save_and_load(diabetes_sample, tmp_path):
+    from synth.models import load_synthesizer
+    from synth.models.network import HEAD_CLASSES, TAIL_GROUPS
+
+    config = parse_config({"seed": 0, "source": {"na_values": ["?"]}, "model": {"name": "vae", "epochs": 2}})
+    schema = infer_schema(diabetes_sample, config)
+    model = get_synthesizer("vae")(config).fit(diabetes_sample, schema)
+    network = model.table_.network_
+    segments = [s for s in model.table_.transformer_.segments_ if s.kind == "discrete"]
+    wide = [i for i, s in enumerate(segments) if s.classes > 128]
+    assert [segments[i].name for i in wide] == ["diag_1", "diag_2", "diag_3"]  # hundreds of ICD-9 codes each
+    assert all(network.head_sizes[i] == HEAD_CLASSES + TAIL_GROUPS for i in wide)
+    assert network.to_logits.out_features < sum(s.classes for s in segments) / 2
+    model.save(tmp_path / "model")
+    loaded = load_synthesizer(tmp_path / "model")
+    assert loaded.table_.network_.head_sizes == network.head_sizes
+    assert loaded.sample(300, seed=4).equals(model.sample(300, seed=4))
+    codes = model.sample(3_000, seed=5).column("diag_1").to_pandas()
+    assert codes.nunique() > HEAD_CLASSES  # tail codes are drawn too, not only the frequent ones

@@ -199,7 +199,7 @@ def evaluate(
                     "holdout_exact_collision_rate": baseline["exact_collision_rate"]}
     with timed("distance"):
         found, figures["distance"] = distance_scores(train, held, synthetic_pool, options.distance_rows,
-                                                     rngs["distance"], gate.dcr_quantile)
+                                                     rngs["distance"], gate.dcr_quantile, options.workers)
         metrics |= found
     with timed("membership"):
         metrics |= membership_inference(train, held, synthetic_pool, options.attack_rows,

@@ -46,13 +46,19 @@ def distance_scores(
     rows: int,
     rng: np.random.Generator,
     quantile: float = TAIL_QUANTILE,
+    workers: int = 1,
 ) -> tuple[dict, dict]:
-    """DCR and NNDR of sampled synthetic and holdout rows against all training rows, and the tail shares."""
+    """DCR and NNDR of sampled synthetic and holdout rows against all training rows, and the tail shares.
+
+    ``workers`` processes share the synthetic and holdout rows by blocks (the same numbers for any count).
+    """
     synthetic = synthetic.take(sample_indices(len(synthetic), rows, rng))
     holdout = holdout.take(sample_indices(len(holdout), rows, rng))
     scale = GowerScale.fit(train, holdout)
-    synthetic_d = nearest(synthetic, train, scale, k=2)[0].astype(np.float64)
-    holdout_d = nearest(holdout, train, scale, k=2)[0].astype(np.float64) if len(holdout) else np.empty((0, 2))
+    synthetic_d = nearest(synthetic, train, scale, k=2, workers=workers)[0].astype(np.float64)
+    holdout_d = (
+        nearest(holdout, train, scale, k=2, workers=workers)[0].astype(np.float64) if len(holdout) else np.empty((0, 2))
+    )
     synthetic_dcr, holdout_dcr = synthetic_d[:, 0], holdout_d[:, 0]
     # An observed holdout distance (not an interpolation), so ties at it count on both sides alike.
     tail = float(np.quantile(holdout_dcr, quantile, method="inverted_cdf")) if len(holdout_dcr) else float("nan")

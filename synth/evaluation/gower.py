@@ -26,6 +26,10 @@ operations. Numbers without missing values go through ``torch.cdist(p=1)``; cate
 with at most ``ONE_HOT_MAX`` codes are one-hot encoded so their mismatch count is one
 matrix product (mismatches = columns - matches); wider categories are compared code
 by code. Only the ``k`` smallest distances per query row are kept (``torch.topk``).
+With ``workers`` > 1 the query rows are cut into that many runs of whole query blocks, each
+measured in its own spawned process against every reference row: a query row's distances
+do not depend on the other query rows, and the blocks are the same, so the answer is
+bit-identical to one process.
 
 Reference: J. C. Gower (1971), "A general coefficient of similarity and some of its
 properties", Biometrics 27(4), 857-871.
@@ -33,6 +37,8 @@ properties", Biometrics 27(4), 857-871.
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,8 +83,13 @@ def nearest(
     k: int = 2,
     query_block: int = QUERY_BLOCK,
     reference_block: int = REFERENCE_BLOCK,
+    workers: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` smallest Gower distances from each query row to the reference rows.
+
+    Args:
+        workers: processes sharing the query rows (spawned for this call, one torch thread
+            each); 1 measures them in this process. The answer is the same for any number.
 
     Returns:
         ``(distances, indices)``, both ``(len(query), k)``, ascending along each row;
@@ -87,6 +98,9 @@ def nearest(
     """
     if len(reference) == 0:
         raise ValueError("no reference rows to measure distances to")
+    runs = min(workers, -(-len(query) // query_block))  # whole query blocks per worker
+    if runs > 1:
+        return _nearest_in_processes(query, reference, scale, k, query_block, reference_block, runs)
     blocks = _Blocks.build(query, reference, scale)
     n = len(query)
     distances = np.full((n, k), np.inf, dtype=np.float32)
@@ -106,6 +120,38 @@ def nearest(
         distances[q0:q1] = best_d.numpy()
         indices[q0:q1] = best_i.numpy()
     return distances, indices
+
+
+def _nearest_in_processes(
+    query: Encoded, reference: Encoded, scale: GowerScale, k: int, query_block: int, reference_block: int, runs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    blocks = -(-len(query) // query_block)
+    cuts = [query_block * (blocks * r // runs) for r in range(runs)] + [len(query)]
+    pool = ProcessPoolExecutor(
+        max_workers=runs,
+        mp_context=multiprocessing.get_context("spawn"),  # the caller may hold threads fork does not copy safely
+        initializer=_start_worker,
+        initargs=(reference, scale),  # sent once per worker, not once per run
+    )
+    with pool:
+        futures = [
+            pool.submit(_nearest_in_worker, query.take(np.arange(a, b)), k, query_block, reference_block)
+            for a, b in zip(cuts, cuts[1:])
+        ]
+        found = [future.result() for future in futures]
+    return np.concatenate([d for d, _ in found]), np.concatenate([i for _, i in found])
+
+
+_worker: dict = {}  # in a worker process: the reference rows and the scale
+
+
+def _start_worker(reference: Encoded, scale: GowerScale) -> None:
+    torch.set_num_threads(1)  # n workers on n cores
+    _worker.update(reference=reference, scale=scale)
+
+
+def _nearest_in_worker(query: Encoded, k: int, query_block: int, reference_block: int):
+    return nearest(query, _worker["reference"], _worker["scale"], k, query_block, reference_block)
 
 
 def gower_matrix(query: Encoded, reference: Encoded, scale: GowerScale | None = None) -> np.ndarray:

@@ -156,12 +156,13 @@ class PatientSynthesizer(Synthesizer):
         linked = {link.column for link in plan.links}
         overrides = {k: v for k, v in config.columns.items() if k not in linked}
         overrides |= {a: config.columns[a[len(ANCHOR) :]] for a in plan.anchors if a[len(ANCHOR) :] in config.columns}
-        share = len(patient_schema.columns) / (len(patient_schema.columns) + len(row_schema.columns))
         epsilon, delta = budget.transforms
         declared = dp_domain.declared_public(patient_schema.modelled, overrides)
         rows_per_patient = (0.0, math.log(config.entity.max_rows_per_entity))
         patient_public = dp_domain.Public(declared.values, {**declared.ranges, ROWS: rows_per_patient})
         row_public = dp_domain.declared_public(row_schema.modelled, overrides)
+        patient_weight = sum(dp_domain.column_weights(patient_schema.modelled, patient_public).values())
+        share = patient_weight / (patient_weight + sum(dp_domain.column_weights(row_schema.modelled, row_public).values()))
 
         def patients() -> dict:
             return dp_domain.learn_domain(

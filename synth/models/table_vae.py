@@ -58,6 +58,11 @@ class TableVAE:
         self.transformer_ = TableTransformer(self.config.transforms, seed=self.seed).fit(fit_on, schema)
         return self
 
+    def _domain_matrix(self) -> np.ndarray:
+        """The DP domain's marginal sample, transformed: released values only, so seeded."""
+        sample = dp_domain.sample_frame(self.domain_, self.schema_.modelled, np.random.default_rng([self.seed, 0xD0]))
+        return self.transformer_.transform(sample, np.random.default_rng([self.seed, 0xD1]))
+
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The training matrix of real rows (fitted into the DP domain first when there is one).
 
@@ -71,6 +76,15 @@ class TableVAE:
         return self.transformer_.transform(frame, rng)
 
     # -- the network ----------------------------------------------------------------------
+    def new_network(self) -> MixedVAE:
+        """An untrained network: seeded init (data-independent, so seeded even under DP) and,
+        with a DP domain, heads starting at its released marginals (post-processing, free)."""
+        network = self.build_network()
+        network.reset_parameters(torch.Generator().manual_seed(self.seed))
+        if self.domain_ is not None:
+            network.start_at_marginals(torch.as_tensor(self._domain_matrix(), dtype=torch.float32))
+        return network
+
     def build_network(self) -> MixedVAE:
         options = self.config.model
         return MixedVAE(
@@ -90,8 +104,7 @@ class TableVAE:
         fingerprint: str | None = None,
     ) -> TrainingReport:
         """Train a new network on ``units`` (with DP when ``budget`` is given)."""
-        network = self.build_network()
-        network.reset_parameters(torch.Generator().manual_seed(self.seed))  # data-independent: seeded even under DP
+        network = self.new_network()
         options = self.config.model
         self.training_ = train(
             network, units, options, budget, self.seed, on_epoch, checkpoint_dir, stage, fingerprint

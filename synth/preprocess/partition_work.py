@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -132,6 +133,8 @@ class PartitionReport:
     cast_failures: dict[str, int] = field(default_factory=dict)
     non_finite: dict[str, int] = field(default_factory=dict)  # NaN and infinities, now missing
     worker: str = ""  # host:pid of the process that cleaned it
+    seconds: float = 0.0  # the worker's time on the partition: read, conform, validate, split, write
+    validation_seconds: float = 0.0  # of which Great Expectations (building its frame included)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -144,6 +147,7 @@ class PartitionReport:
 
 def clean_partition(partition: Partition, plan: CleanPlan) -> PartitionReport:
     """Conform, validate, split and write one partition; returns (and saves) its report."""
+    start = time.perf_counter()
     root = Path(plan.clean_dir)
     raw = read_partition(partition, plan.schema.names)
     # Validated after conforming: every column has its schema type (values that do not fit, dates
@@ -156,13 +160,15 @@ def clean_partition(partition: Partition, plan: CleanPlan) -> PartitionReport:
     # Generalised identifiers (a date of birth, a postcode) are stored generalised: nothing
     # downstream, training included, ever reads them at full precision.
     table = generalised_table(table, plan.schema.direct_identifiers)
-    outcomes = None
+    outcomes, validation_seconds = None, 0.0
     if partition.index in plan.validate:
+        validation_start = time.perf_counter()
         try:
             outcomes, full = validate_table(table, plan.expectations)
         except ExpectationCrashed as crash:
             write_json_atomic(root / "_validation" / REPORT.format(partition.index), crash.result)
             raise
+        validation_seconds = time.perf_counter() - validation_start
         write_json_atomic(root / "_validation" / REPORT.format(partition.index), full)
     train, holdout = split_holdout(
         table, plan.schema, plan.holdout_fraction, plan.seed, first_row=plan.first_rows[partition.index]
@@ -182,6 +188,8 @@ def clean_partition(partition: Partition, plan: CleanPlan) -> PartitionReport:
         cast_failures=cast_failures,
         non_finite=non_finite,
         worker=f"{socket.gethostname()}:{os.getpid()}",
+        seconds=time.perf_counter() - start,
+        validation_seconds=validation_seconds,
     )
     write_json_atomic(root / "_parts" / REPORT.format(partition.index), report.to_dict())
     return report

@@ -88,6 +88,8 @@ class Prepared:
     report_path: str
     stats_path: str
     seconds: float
+    partition_seconds: float  # the workers' time on the partitions, summed
+    validation_seconds: float  # of which Great Expectations
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -152,6 +154,12 @@ def preprocess(
     stats = {"rows": gate.rows, "columns": merge_stats([r.stats for r in reports], schema)}
     for note in assumptions.from_stats(stats, schema, _sum_counts(r.non_finite for r in reports)):
         log(note)
+    partition_seconds = sum(r.seconds for r in reports)
+    validation_seconds = sum(r.validation_seconds for r in reports)
+    log(
+        f"Great Expectations: {validation_seconds:.1f}s of the workers' {partition_seconds:.1f}s on the partitions "
+        f"({validation_seconds / max(partition_seconds, 1e-9):.0%})"
+    )
     stats_path = write_json_atomic(work / "stats.json", stats)
     report_path = write_text_atomic(work / "validation.md", gate.markdown())
     write_json_atomic(work / "validation.json", gate.to_dict())
@@ -167,6 +175,8 @@ def preprocess(
         report_path=str(report_path),
         stats_path=str(stats_path),
         seconds=time.perf_counter() - start,
+        partition_seconds=partition_seconds,
+        validation_seconds=validation_seconds,
     )
 
 

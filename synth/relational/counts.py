@@ -11,7 +11,8 @@ So a count is a category for the VAE's softmax head:
   of parent rows (a spike alone fills a band), and a drawn band becomes a count drawn
   uniformly between the band's smallest and largest real count.
 
-No count outside the real range is ever drawn.
+No count outside the real range is ever drawn. Under differential privacy the bands come
+from the table's public contribution cap instead (:meth:`CountBands.public`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ class CountBands:
         edges = np.flatnonzero(np.r_[True, band[1:] != band[:-1]])
         lows = values[edges]
         highs = np.r_[values[edges[1:] - 1], values[-1]]
+        return cls(tuple(int(v) for v in lows), tuple(int(v) for v in highs))
+
+    @classmethod
+    def public(cls, cap: int) -> CountBands:
+        """Bands of ``0..cap`` from the cap alone (under DP, where counts are bounded by a public cap).
+
+        Each count is its own band up to ``BANDS`` values; beyond, bands widen geometrically
+        (exact small counts, coarse large ones), as real counts are dense at the bottom.
+        """
+        if cap + 1 <= BANDS:
+            values = tuple(range(cap + 1))
+            return cls(values, values)
+        lows = np.unique(np.r_[0, np.round(np.geomspace(1, cap, BANDS - 1))].astype(np.int64))
+        highs = np.r_[lows[1:] - 1, cap]
         return cls(tuple(int(v) for v in lows), tuple(int(v) for v in highs))
 
     def encode(self, counts: np.ndarray) -> np.ndarray:

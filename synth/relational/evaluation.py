@@ -146,15 +146,19 @@ def _aggregated(tables, relation: Relation, parent_columns: list[str], child_col
     """One row per parent: its numerical columns, its children's count and their means."""
     parent_of = parent_index(tables, relation)
     n = tables[relation.parent].num_rows
-    frame = pd.DataFrame({c: pc.cast(tables[relation.parent][c], pa.float64()).to_numpy(zero_copy_only=False)
-                          for c in parent_columns})
+    # Unsafe casts: a DP model's integers can pass 2**53 (noisy domain bounds); rounded, not refused.
+    frame = pd.DataFrame({c: _floats(tables[relation.parent][c]) for c in parent_columns})
     kept = parent_of >= 0
     frame["count"] = np.bincount(parent_of[kept], minlength=n).astype(float)
     for column in child_columns:
-        values = pc.cast(tables[relation.child][column], pa.float64()).to_numpy(zero_copy_only=False)
+        values = _floats(tables[relation.child][column])
         means = pd.Series(values[kept]).groupby(parent_of[kept]).mean()
         frame[f"mean({column})"] = means.reindex(range(n)).to_numpy()
     return frame
+
+
+def _floats(column) -> np.ndarray:
+    return pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
 
 
 def _date_pairs(tables, relation: Relation) -> dict[tuple[str, str], tuple[pd.Series, pd.Series]]:

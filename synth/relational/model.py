@@ -25,9 +25,15 @@ parent's dates, raised to the other dates they follow and capped at the parent's
 dates (:mod:`synth.relational.dates`), so admission <= ICU in <= ICU out <= discharge and
 events inside their stay hold wherever they hold in (almost) every real row.
 
-What it does not do (yet): differential privacy (the issue's patient-as-unit across all
-tables needs per-patient clipping over the whole tree; refused plainly), rejection of
-declared constraints, and tables with two parents (refused by the schema).
+Differential privacy (``privacy.epsilon``) takes the patient - a root row and every row
+under it, in every table - as the unit (:mod:`synth.relational.dp`): rows per patient are
+capped per table, children counts take the public bands of ``0..cap``, each table's domain
+is learned with DP, and all tables' networks train in one DP-SGD run whose per-patient
+gradient spans every table's parameters. Fresh integer keys then start at a public
+``10**d`` (the largest real key would be a release).
+
+What it does not do (yet): rejection of declared constraints, and tables with two parents
+(refused by the schema).
 """
 
 from __future__ import annotations
@@ -48,8 +54,10 @@ from synth.entity import position_features
 from synth.errors import ConfigError, ModelError, SchemaError
 from synth.frames import to_arrow, to_model_frame
 from synth.io.atomic import atomic_dir, write_json_atomic, write_text_atomic
-from synth.models.table_vae import TableVAE
-from synth.models.training import Units
+from synth.models.table_vae import DOMAIN_JSON, TableVAE
+from synth.models.training import Units, train
+from synth.privacy import BudgetPlan, PrivacyReport, Releases, plan_budget, secure_numpy
+from synth.relational import dp
 from synth.relational.counts import CountBands
 from synth.relational.dates import TableDates, decode_dates, encode_dates, plan_dates
 from synth.relational.integrity import check_integrity
@@ -59,6 +67,8 @@ from synth.schema import ColumnSpec, Schema, infer_schema
 COUNT = "__n_"  # the band of the number of rows of a child table under this row (synth.relational.counts)
 RELATIONAL_JSON = "relational.json"
 CONFIG_JSON = "config.json"
+PRIVACY_JSON = "privacy.json"
+KEY_DIGITS = 15  # under DP fresh integer keys start at 10**15 at most: exact through float64 frames
 TABLES_DIR = "tables"
 
 
@@ -82,7 +92,7 @@ class TableModel:
     children: dict[str, CountBands]
     key_start: int | None
     formats: dict
-    vae: TableVAE
+    vae: TableVAE | None
 
     def to_dict(self) -> dict:
         return {
@@ -107,57 +117,113 @@ class RelationalSynthesizer:
     ) -> RelationalSynthesizer:
         """Learn every table of ``schema`` from ``tables``, parents first.
 
+        With ``privacy.epsilon`` the patient (a root row and every row under it) is the
+        unit across all tables (:mod:`synth.relational.dp`): rows per patient are bounded
+        per table, the domains are learned with DP, and all tables' networks train in one
+        DP-SGD run. Without it, each table's network trains on its own.
+
         Raises:
-            ConfigError: differential privacy was asked for (not supported for relational extracts yet).
             SchemaError: a table has duplicate or null keys, or orphan rows.
         """
-        if config.privacy.enabled:
-            raise ConfigError(
-                "differential privacy is not supported for relational extracts yet (the patient would have to be "
-                "the unit across all tables); remove privacy.epsilon or flatten the extract"
-            )
         _check_column_names(tables, config)
         integrity = check_integrity(tables, schema)
         if integrity.problems:
             raise SchemaError(f"the extract's keys are not intact, fix them before training: {integrity.to_dict()}")
         self.schema_, self.config_ = schema, config
+        private = config.privacy.enabled
+        self.privacy_ = PrivacyReport(enabled=False)
+        self.dropped_: dict[str, int] = {}  # rows over the contribution bounds (for the run's log; not released)
+        self.caps_: dict[str, int] | None = None
+        if private:  # which rows of a long patient are kept touches real data: secure draws
+            caps = self.caps_ = dp.contribution_caps(schema, config)
+            tables, self.dropped_ = dp.bound_contributions(tables, schema, caps, secure_numpy())
         grouped, parent_of = _grouped(tables, schema)
-        self.tables_: dict[str, TableModel] = {}
-        self.training_ = {}
-        frames: dict[str, pd.DataFrame] = {}  # absolute model frames, to hand dates down
+        levels = self._levels(grouped, parent_of, caps if private else None)
+        plan = domains = None
+        if private:
+            count = Releases(None, "").unit_count(grouped[schema.root].num_rows, config.privacy)
+            plan = plan_budget(config.privacy, count, {dp.NETWORKS: 1.0})
+            domains = dp.release_domains(levels, caps, plan, config, secure_numpy())
+
         matrices: dict[str, np.ndarray] = {}  # the VAEs' real inputs, to condition children on
-        for position, name in enumerate(schema.order):
+        tree: list[dp.TreeTable] = []
+        self.training_ = {}
+        for position, (name, level) in enumerate(zip(schema.order, levels)):
+            relation, codes = schema.parent_relation(name), parent_of.get(name)
+            condition = None if relation is None else self._condition(relation, matrices[relation.parent], codes)
+            model = self.tables_[name]
+            vae = TableVAE(config, config.seed + position, 0 if condition is None else condition.shape[1])
+            vae.fit_transformer(level.level, level.schema, None if domains is None else domains[name])
+            matrices[name] = vae.matrix(level.level)
+            x = torch.as_tensor(matrices[name], dtype=torch.float32)
+            if private:  # the networks train together below; a child's condition only needs the encoding
+                vae.network_ = vae.new_network()
+                tree.append(dp.TreeTable(x, condition, torch.as_tensor(level.patient)))
+            else:
+                groups = None if codes is None else torch.as_tensor(codes)  # validation holds out whole parents
+                self.training_[name] = vae.train(Units(x, condition, groups=groups), None, stage=name)
+            model.vae = vae
+        if private:
+            self._train_tree(tree, plan, caps)
+        return self
+
+    def _levels(
+        self, grouped: dict[str, pa.Table], parent_of: dict[str, np.ndarray], caps: dict[str, int] | None
+    ) -> list[dp.TableLevel]:
+        """Each table as its VAE sees it (rows, dates as steps, children counts), parents first; fills ``tables_``
+        (without VAEs). With ``caps`` (DP) children counts take the public bands of ``0..cap``."""
+        schema, config = self.schema_, self.config_
+        self.tables_: dict[str, TableModel] = {}
+        frames: dict[str, pd.DataFrame] = {}  # absolute model frames, to hand dates down
+        patients: dict[str, np.ndarray] = {}
+        levels = []
+        for name in schema.order:
             table, relation = grouped[name], schema.parent_relation(name)
             codes = parent_of.get(name)
             children = schema.children(name)
+            patients[name] = np.arange(table.num_rows) if codes is None else patients[relation.parent][codes]
             full, body = _schemas(table, schema.key_columns(name), config, name, leaf=not children)
             frame = to_model_frame(table, body) if body.columns else pd.DataFrame(index=pd.RangeIndex(table.num_rows))
             parent_dates = self._parent_dates(relation, frames, codes)
             dates = plan_dates(frame, parent_dates, config.entity.order_threshold)
             level = encode_dates(frame, parent_dates, dates)
             counts = {r.child: np.bincount(parent_of[r.child], minlength=table.num_rows) for r in children}
-            bands = {child: CountBands.fit(count) for child, count in counts.items()}
+            if caps is None:
+                bands = {child: CountBands.fit(count) for child, count in counts.items()}
+            else:
+                bands = {child: CountBands.public(caps[child]) for child in counts}
             for child, count in counts.items():
                 level[COUNT + child] = bands[child].encode(count)
-            condition = None if relation is None else self._condition(relation, matrices[relation.parent], codes)
-            vae = TableVAE(config, config.seed + position, 0 if condition is None else condition.shape[1])
-            vae.fit_transformer(level, _level_schema(body, dates, counts))
-            matrices[name] = vae.matrix(level)
-            groups = None if codes is None else torch.as_tensor(codes)  # validation holds out whole parents
-            units = Units(torch.as_tensor(matrices[name], dtype=torch.float32), condition, groups=groups)
-            self.training_[name] = vae.train(units, None, stage=name)
             key = schema.primary_keys[name]
             self.tables_[name] = TableModel(
                 schema=full,
                 body=body,
                 dates=dates,
                 children=bands,
-                key_start=_key_start(table[key]) if key else None,
-                formats=identifiers.learn_formats(table.select(body.names), body, config.pii.locale),
-                vae=vae,
+                key_start=_key_start(table[key], key, private=caps is not None) if key else None,
+                formats=identifiers.learn_formats(
+                    table.select(body.names), body, config.pii.locale, private=caps is not None
+                ),
+                vae=None,
             )
             frames[name] = frame
-        return self
+            levels.append(dp.TableLevel(
+                name, level, _level_schema(body, dates, counts), {COUNT + c: len(b.lows) for c, b in bands.items()},
+                dates.linked, patients[name],
+            ))
+        return levels
+
+    def _train_tree(self, tree: list[dp.TreeTable], plan: BudgetPlan, caps: dict[str, int]) -> None:
+        """All tables' networks in one DP-SGD run, the patient as the unit (see :mod:`synth.relational.dp`)."""
+        vaes = [self.tables_[name].vae for name in self.schema_.order]
+        network = dp.TreeNetwork([vae.network_ for vae in vaes])
+        report = train(network, dp.TreeUnits(tree), self.config_.model, plan.trainings[dp.NETWORKS],
+                       self.config_.seed, stage=dp.NETWORKS)
+        for position, (name, vae) in enumerate(zip(self.schema_.order, vaes)):
+            vae.network_ = network.networks[position].cpu().eval()
+            vae.training_ = self.training_[name] = report
+        files = {name: f"{TABLES_DIR}/{position}/{DOMAIN_JSON}" for position, name in enumerate(self.schema_.order)}
+        self.privacy_ = dp.tree_report(plan, report.privacy, caps, files)
 
     def _condition(self, relation: Relation, parent_matrix: np.ndarray, codes: np.ndarray) -> torch.Tensor:
         """(rows, E): each row's parent vector (as the parent's network sees it) and its place among siblings."""
@@ -189,6 +255,7 @@ class RelationalSynthesizer:
         schema = self.schema_
         streams = np.random.SeedSequence(seed).spawn(len(schema.order))
         frames, matrices, keys, counts, codes_of, out = {}, {}, {}, {}, {}, {}
+        patients = {}  # each row's synthetic patient (rows stay grouped by patient down the tree)
         for name, stream in zip(schema.order, streams):
             model, relation = self.tables_[name], schema.parent_relation(name)
             generator = torch.Generator().manual_seed(int(stream.generate_state(1, dtype=np.uint64)[0] >> 1))
@@ -204,7 +271,11 @@ class RelationalSynthesizer:
             parent_dates = self._parent_dates(relation, frames, codes)
             frame = decode_dates(level, parent_dates, model.dates)
             rng = np.random.default_rng(stream.spawn(1)[0])  # counts inside bands, fake identifiers
-            counts |= _drawn_counts(frame, model, rng)
+            patients[name] = np.arange(n) if codes is None else patients[relation.parent][codes]
+            drawn = _drawn_counts(frame, model, rng)
+            if self.caps_ is not None:  # under DP no real patient had more rows in a table than its cap: nor do these
+                drawn = {child: _within_cap(c, patients[name], self.caps_[child]) for child, c in drawn.items()}
+            counts |= drawn
             key = schema.primary_keys[name]
             if key is not None:
                 keys[name] = _fresh_keys(model, key, n)
@@ -236,11 +307,14 @@ class RelationalSynthesizer:
                 "relations": [vars(r) for r in self.schema_.relations],
                 "shortcuts": [vars(r) for r in self.schema_.shortcuts],
                 "order": list(self.schema_.order),
+                "caps": self.caps_,
                 "tables": {name: model.to_dict() for name, model in self.tables_.items()},
             }
             write_json_atomic(tmp / RELATIONAL_JSON, tree)
             write_text_atomic(tmp / CONFIG_JSON, self.config_.model_dump_json(indent=2))
             write_json_atomic(tmp / VERSIONS_JSON, library_versions())
+            if self.privacy_.enabled:
+                write_json_atomic(tmp / PRIVACY_JSON, self.privacy_.to_dict())
             for position, name in enumerate(self.schema_.order):
                 self.tables_[name].vae.save(tmp / TABLES_DIR / str(position))
         return folder
@@ -260,6 +334,9 @@ class RelationalSynthesizer:
         shortcuts = tuple(Relation(**r) for r in tree["shortcuts"])
         self.schema_ = RelationalSchema(tree["primary_keys"], relations, tuple(tree["order"]), shortcuts)
         self.tables_, self.training_ = {}, {}
+        self.caps_ = tree.get("caps")
+        privacy = read_json(folder / PRIVACY_JSON) if (folder / PRIVACY_JSON).is_file() else {"enabled": False}
+        self.privacy_ = PrivacyReport(**privacy)
         for position, name in enumerate(self.schema_.order):
             data = tree["tables"][name]
             vae = TableVAE.load(
@@ -364,10 +441,32 @@ def _drawn_counts(frame: pd.DataFrame, model: TableModel, rng: np.random.Generat
     return {child: model.children[child].decode(drawn, rng) for child, drawn in bands.items()}
 
 
-def _key_start(keys: pa.ChunkedArray) -> int | None:
-    if pa.types.is_integer(keys.type):
-        return int(pc.max(keys).as_py()) + 1
-    return None
+def _within_cap(counts: np.ndarray, patient: np.ndarray, cap: int) -> np.ndarray:
+    """``counts`` (one per row, rows grouped by ``patient``) cut so that no patient's total passes ``cap``."""
+    total = np.cumsum(counts)
+    before = total - counts
+    first = np.r_[True, patient[1:] != patient[:-1]] if len(patient) else np.zeros(0, dtype=bool)
+    used = before - np.maximum.accumulate(np.where(first, before, 0))  # this patient's rows drawn so far
+    return np.clip(np.minimum(counts, cap - used), 0, None)
+
+
+def _key_start(keys: pa.ChunkedArray, name: str, private: bool = False) -> int | None:
+    """The first fresh integer key: past the largest real one; under DP ``10**d`` from the type's width
+    alone (the largest real key would be a release), as fresh identifiers start in the flat model.
+
+    Raises:
+        SchemaError: under DP, a real key is not below that start.
+    """
+    if not pa.types.is_integer(keys.type):
+        return None
+    largest = pc.max(keys).as_py()
+    if not private:
+        return int(largest) + 1
+    start = 10 ** min(identifiers.type_digits(keys.type), KEY_DIGITS)
+    if largest is not None and largest >= start:
+        raise SchemaError(f"key {name!r} has values of more than {len(str(start)) - 1} digits, where fresh keys "
+                          "start under DP; store it as text or in a wider integer type")
+    return start
 
 
 def _fresh_keys(model: TableModel, key: str, n: int) -> pa.Array:

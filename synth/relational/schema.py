@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import graphlib
 from dataclasses import dataclass
+from typing import Annotated
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,6 +48,11 @@ class TableSpec(_Strict):
     primary_key: str | None = Field(default=None, description="the column that names each row (unique, never null)")
     foreign_keys: dict[str, str] = Field(
         default_factory=dict, description="column -> 'parent_table.column' (the parent's primary key)"
+    )
+    max_rows_per_patient: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="with DP: rows one patient contributes to this table, a public bound (excess rows are dropped "
+        "at random); default: entity.max_rows_per_entity",
     )
 
     @field_validator("foreign_keys")
