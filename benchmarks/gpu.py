@@ -14,7 +14,8 @@ Cases, each in a fresh process (``common.measure``), for each device:
   (``model.mixed_precision``, the default); rows/s is rows x epochs / seconds of the epoch loop;
 * ``sample`` - that model's network drawing rows on the device: latent draws, decoder,
   Gaussian values and inverse-CDF labels, copied to host memory, in batches of
-  ``--sample-batch`` rows under the same autocast. This is the part of sampling a GPU can
+  ``--sample-batch`` rows under the same autocast (on the CPU: the int8 copy sampling uses
+  there, in the sampler's batches of ``DECODE_BATCH`` rows). This is the part of sampling a GPU can
   take; the reverse transform and the Parquet write stay on the CPU (see ``sample.py``,
   ``workers``, for those).
 
@@ -75,7 +76,8 @@ def sample_network(case: dict) -> dict:
 
     model = load_synthesizer(case["model"])
     device = torch.device(case["device"])
-    network = model.table_.network_.to(device).eval()
+    # On the CPU the network draws as sampling does there: the int8 copy (model.int8_sampling).
+    network = model.table_.network_.to(device).eval() if device.type == "cuda" else model.table_.sampling_network()
     generator = torch.Generator(device=device).manual_seed(0)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     rows, batch, done = case["rows"], case["sample_batch"], 0
@@ -134,7 +136,9 @@ def main() -> None:
                   "CUDA cases with bf16 autocast", threads=args.threads)
     work = common.DATA / ("gpu-smoke" if args.smoke else "gpu")
     base = {"epochs": args.epochs, "batch_size": args.batch_size, "threads": args.threads, "data": str(data)}
-    sizes = {"cpu": (args.cpu_train_rows, args.cpu_sample_rows, 16_384)}
+    from synth.models.table_vae import DECODE_BATCH
+
+    sizes = {"cpu": (args.cpu_train_rows, args.cpu_sample_rows, DECODE_BATCH)}
     if args.device == "cuda":
         sizes["cuda"] = (args.train_rows, args.sample_rows, args.sample_batch)
     found: dict[str, dict] = {}

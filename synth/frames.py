@@ -103,6 +103,8 @@ def _restore_plain(series: pd.Series, target: pa.DataType, kind: ColumnKind) -> 
         values = series.astype(object).where(series.notna(), None)
         return pa.array([None if v is None else bool(v) for v in values], type=target)
     if pa.types.is_string(target) or pa.types.is_large_string(target):
+        if isinstance(series.dtype, pd.ArrowDtype):  # text the reverse transform built in Arrow already
+            return pc.cast(pa.array(series.array), target)
         # from_pandas: None, NaN, NA and NaT become nulls, as notna() sees them; no Python list.
         return pa.array(series.to_numpy(dtype=object), type=target, from_pandas=True)
     return pa.array(series.to_numpy(), from_pandas=True).cast(target)

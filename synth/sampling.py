@@ -12,7 +12,10 @@ in this process, in ``workers`` local worker processes (spawned; each loads the 
 from its folder once and runs torch on one thread), or on an existing Dask cluster
 (``dask_address``; its workers must have this package installed and read the model folder
 and the output folder). The bytes are the same in every case; only the order the parts
-appear in differs.
+appear in differs. Start such a cluster's workers without the ``MALLOC_TRIM_THRESHOLD_`` Dask's
+nannies set by default (``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_: null``
+in its Dask config): it turns off glibc's adaptive mmap threshold, and a worker then samples
+at about 56% of its rate (``benchmarks/sample.py``).
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ def sample_to_parquet(
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(folder)
     chunks = math.ceil(rows / chunk_rows)
-    plan = {"rows": rows, "chunk_rows": chunk_rows, "seed": seed, "model": fingerprint, "format": 1}
+    plan = {"rows": rows, "chunk_rows": chunk_rows, "seed": seed, "model": fingerprint, "format": 2}
     _reset_unless_same_plan(folder, plan)
 
     seeds = np.random.SeedSequence(seed).spawn(chunks)

@@ -67,6 +67,16 @@ def test_every_column_kind_round_trips_exactly_with_nulls(fitted):
         assert restored[name].null_count == table[name].null_count, name
 
 
+def test_text_reversed_as_arrow_gives_the_same_arrow_table_as_object_arrays(fitted):
+    table, schema, frame, transformer = fitted
+    matrix = transformer.transform(frame, np.random.default_rng(0))
+    noise = matrix + np.random.default_rng(1).normal(0, 3, matrix.shape)  # labels out of range and rounded too
+    for m in (matrix, noise):
+        arrow = transformer.reverse_transform(m, arrow_text=True)
+        assert any(isinstance(arrow[c].dtype, pd.ArrowDtype) for c in arrow)  # the Arrow path was taken
+        assert to_arrow(arrow, schema).equals(to_arrow(transformer.reverse_transform(m), schema))
+
+
 def test_segments_describe_the_matrix(fitted):
     _, _, frame, transformer = fitted
     matrix = transformer.transform(frame)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
 from synth.config import parse_config
 from synth.evaluation.quality import quality_scores
 from synth.io.sources import read_table
 from synth.models import get_synthesizer
+from synth.models.int8 import sampling_network, wide_layers
 from synth.models.network import MixedVAE
 from synth.privacy import COUNT_FAILURE
 from synth.schema import infer_schema
@@ -117,3 +120,39 @@ def test_wide_category_columns_get_grouped_heads_that_save_and_load(diabetes_sam
     assert loaded.sample(300, seed=4).equals(model.sample(300, seed=4))
     codes = model.sample(3_000, seed=5).column("diag_1").to_pandas()
     assert codes.nunique() > HEAD_CLASSES  # tail codes are drawn too, not only the frequent ones
+
+
+def test_int8_sampling_draws_what_the_float32_network_draws(heart):
+    _, _, model = heart
+    vae = model.table_
+    int8 = vae.sampling_network()
+    quantized = {name for name, m in int8.named_modules() if isinstance(m, DynamicLinear)}
+    assert quantized == wide_layers(vae.network_) == {"decoder.2", "to_logits"}
+    assert all(p.dtype == torch.float32 for p in vae.network_.parameters())  # the model itself is untouched
+    assert sampling_network(vae.network_, int8=False) is vae.network_
+
+    exact = vae.network_.generate(20_000, torch.Generator().manual_seed(3)).numpy()
+    fast = int8.generate(20_000, torch.Generator().manual_seed(3)).numpy()
+    discrete = vae.network_.discrete_index.numpy()
+    continuous = vae.network_.continuous_index.numpy()
+    # The same uniforms pick the classes: int8 moves a label only where a draw falls near a class edge.
+    assert (exact[:, discrete] == fast[:, discrete]).mean() > 0.99
+    for j in discrete:
+        classes = int(max(exact[:, j].max(), fast[:, j].max())) + 1
+        tv = 0.5 * np.abs(np.bincount(exact[:, j].astype(int), minlength=classes)
+                          - np.bincount(fast[:, j].astype(int), minlength=classes)).sum() / len(exact)
+        assert tv < 0.01, j
+    assert np.abs(exact[:, continuous] - fast[:, continuous]).mean() < 0.05
+
+
+def test_the_int8_sampler_follows_a_replaced_network(heart):
+    _, _, model = heart
+    vae = model.table_
+    first = vae.sampling_network()
+    assert vae.sampling_network() is first  # built once
+    trained = vae.network_
+    try:
+        vae.network_ = copy.deepcopy(trained)  # as a DP fit of related tables replaces it
+        assert vae.sampling_network() is not first
+    finally:
+        vae.network_ = trained

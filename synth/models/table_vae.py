@@ -19,6 +19,7 @@ import torch
 from synth import dp_domain
 from synth.config import PipelineConfig
 from synth.io.atomic import atomic_path, write_json_atomic, write_text_atomic
+from synth.models.int8 import sampling_network
 from synth.models.network import MixedVAE, load_weights
 from synth.models.training import EpochCallback, TrainingReport, Units, train
 from synth.privacy import PrivacyReport, TrainingBudget, secure_numpy
@@ -29,7 +30,7 @@ WEIGHTS = "model.pt"
 TRAINING_JSON = "training.json"
 DOMAIN_JSON = "dp_domain.json"
 LEVEL_SCHEMA = "level_schema.json"
-DECODE_BATCH = 16_384
+DECODE_BATCH = 4_096
 
 
 class TableVAE:
@@ -46,6 +47,7 @@ class TableVAE:
         self.seed = seed
         self.condition_dim = condition_dim
         self.domain_: dp_domain.DPDomain | None = None
+        self._sampler: tuple[MixedVAE, MixedVAE] | None = None  # (trained network, the network that samples it)
 
     # -- transforms -----------------------------------------------------------------------
     def fit_transformer(self, frame: pd.DataFrame, schema: Schema, domain: dp_domain.DPDomain | None = None) -> TableVAE:
@@ -114,12 +116,22 @@ class TableVAE:
 
     def generate(self, n: int, generator: torch.Generator, condition: torch.Tensor | None = None) -> np.ndarray:
         """(n, segments) matrix, decoded in fixed-size batches (softmax outputs are wide)."""
+        network = self.sampling_network()
         out = np.empty((n, len(self.transformer_.segments_)), dtype=np.float64)
         for start in range(0, n, DECODE_BATCH):
             stop = min(n, start + DECODE_BATCH)
             part = None if condition is None else condition[start:stop]
-            out[start:stop] = self.network_.generate(stop - start, generator, part).cpu().numpy()
+            out[start:stop] = network.generate(stop - start, generator, part).cpu().numpy()
         return out
+
+    def sampling_network(self) -> MixedVAE:
+        """The network that draws rows: on the CPU an int8 copy of the trained one (``model.int8_sampling``).
+
+        Built once per trained network (training or a DP fit may replace ``network_``).
+        """
+        if self._sampler is None or self._sampler[0] is not self.network_:
+            self._sampler = (self.network_, sampling_network(self.network_, self.config.model.int8_sampling))
+        return self._sampler[1]
 
     def encode_inputs(self, matrix: np.ndarray) -> torch.Tensor:
         """The network's input vector (continuous values + one-hot labels) for each row."""
@@ -127,7 +139,7 @@ class TableVAE:
             return self.network_.one_hot(torch.as_tensor(matrix, dtype=torch.float32))
 
     def reverse(self, matrix: np.ndarray) -> pd.DataFrame:
-        return self.transformer_.reverse_transform(matrix)
+        return self.transformer_.reverse_transform(matrix, arrow_text=True)
 
     @property
     def input_dim(self) -> int:
