@@ -155,6 +155,11 @@ class GanOptions(_Strict):
     pac: Annotated[int, Field(ge=1)] = Field(
         default=10, description="rows the critic judges together (PacGAN, Lin et al. 2018): curbs mode collapse"
     )
+    epochs: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="the GAN's epochs (default: model.epochs); each costs critic_steps critic updates per "
+        "generator update, so a comparison may give it fewer than the VAE",
+    )
 
 
 class ModelOptions(_Strict):

@@ -168,3 +168,10 @@ def test_training_moves_samples_to_the_data():
     medians = synthetic.groupby("group")["value"].median()
     assert medians["low"] == pytest.approx(10, abs=5) and medians["high"] == pytest.approx(50, abs=5)
     assert model.training_.epochs_run == 100 and len(model.training_.history) == 100
+
+
+def test_the_gan_can_have_its_own_number_of_epochs():
+    table = _mixed_table(100)
+    config = parse_config({"seed": 2, "model": {"name": "wgan-gp", **FAST, "epochs": 5, "gan": {"epochs": 2}}})
+    model = synthesizer_for(config, infer_schema(table, config)).fit(table, infer_schema(table, config))
+    assert model.training_.epochs_run == 2 and [s.epoch for s in model.training_.history] == [1, 2]

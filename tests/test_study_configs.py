@@ -33,3 +33,11 @@ def test_the_diabetes_config_declares_a_public_domain_that_fits_its_columns(diab
     shares = dp_domain.budget_weights([c for c in schema.columns if c.kind is not ColumnKind.IDENTIFIER], public)
     assert {"diag_1", "diag_2", "diag_3", "medical_specialty"} == set(sorted(shares, key=shares.get)[-4:])
     assert sum(shares[f"diag_{i}"] for i in (1, 2, 3)) > 0.35
+
+
+def test_the_diabetes_comparison_config_declares_the_same_columns_as_the_sweep():
+    compare, sweep = load_config(CONFIGS / "diabetes130-compare.yaml"), load_config(CONFIGS / "diabetes130.yaml")
+    assert compare.columns == sweep.columns and compare.entity_key == sweep.entity_key
+    assert compare.evaluation.target == sweep.evaluation.target and compare.source == sweep.source
+    assert compare.model.epochs == 60 and compare.model.batch_size == 512 and not compare.privacy.enabled
+    assert compare.model.gan.epochs == 5

@@ -1,9 +1,11 @@
-"""Quality: SDMetrics' QualityReport (column shapes and column-pair trends).
+"""Quality: SDMetrics' quality methodology (column shapes and column-pair trends).
 
-Definition: *Column Shapes* averages, over columns, 1 - KS statistic (numbers, dates) or
-1 - total variation distance (categories); *Column Pair Trends* averages, over column
-pairs, 1 - |correlation difference| / 2 (numeric pairs) or contingency similarity
-(others). The quality score is the mean of the two. 1.0 is a perfect match.
+Definition: *Column Shapes* averages, over columns, SDMetrics' ``KSComplement`` (1 - KS
+statistic: numbers, dates) or ``TVComplement`` (1 - total variation distance: categories);
+*Column Pair Trends* averages, over the column pairs with a real association worth keeping,
+1 - |correlation difference| / 2 (numeric pairs) or contingency similarity (others), see
+:mod:`synth.evaluation.pair_trends` (why the report's own pair property is not used). The
+quality score is the mean of the two. 1.0 is a perfect match.
 Reference: SDMetrics documentation, "Quality Report" (DataCebo).
 
 Identifier columns are left out: synthetic ids are fresh by design.
@@ -14,9 +16,10 @@ from __future__ import annotations
 import warnings
 
 import pandas as pd
-from sdmetrics.reports import QualityReport
+from sdmetrics.single_column import KSComplement, TVComplement
 
 from synth.config import ColumnKind
+from synth.evaluation.pair_trends import pair_trend_details, pair_trends_score
 from synth.schema import Schema
 
 TABLE = "table"
@@ -35,13 +38,25 @@ def generate_report(report, real: pd.DataFrame, synthetic: pd.DataFrame, schema:
 
 def quality_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> dict:
     """Overall, per-property and per-column quality scores in [0, 1]."""
-    report = generate_report(QualityReport(), real, synthetic, schema)
-    properties = report.get_properties().set_index("Property")["Score"]
-    shapes = report.get_details("Column Shapes")
-    per_column = dict(zip(shapes["Column"], shapes["Score"].astype(float)))
+    per_column = column_shape_scores(real, synthetic, schema)
+    shapes = sum(per_column.values()) / len(per_column) if per_column else float("nan")
+    pairs = pair_trends_score(pair_trend_details(real, synthetic, schema))
     return {
-        "quality_score": float(report.get_score()),
-        "column_shapes": float(properties["Column Shapes"]),
-        "column_pair_trends": float(properties["Column Pair Trends"]),
+        "quality_score": (shapes + pairs) / 2,
+        "column_shapes": shapes,
+        "column_pair_trends": pairs,
         "column_shape_scores": per_column,
     }
+
+
+def column_shape_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> dict[str, float]:
+    """Per column: KSComplement for numbers and dates, TVComplement for categories (no identifiers)."""
+    metrics = {ColumnKind.NUMERICAL: KSComplement, ColumnKind.DATETIME: KSComplement,
+               ColumnKind.CATEGORICAL: TVComplement, ColumnKind.BOOLEAN: TVComplement}
+    scores = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for column in schema.columns:
+            if column.kind in metrics:
+                scores[column.name] = float(metrics[column.kind].compute(real[column.name], synthetic[column.name]))
+    return scores

@@ -156,6 +156,7 @@ class GANSynthesizer(Synthesizer):
         if self.config.privacy.enabled:
             raise ConfigError(f"model {self.name} has no differential privacy; use vae or patient-vae")
         seed, options = self.config.seed, self.config.model
+        epochs = options.gan.epochs or options.epochs
         frame = to_model_frame(table, self.schema_)
         self.transformer_ = TableTransformer(self.config.transforms, seed=seed).fit(frame, self.schema_)
         matrix = torch.as_tensor(self.transformer_.transform(frame, np.random.default_rng([seed, 0x7A])))
@@ -164,11 +165,11 @@ class GANSynthesizer(Synthesizer):
         self.training_ = TrainingReport(
             device=str(pick_device(options.device)),
             rows=len(frame),
-            epochs_run=options.epochs,
-            best_epoch=options.epochs,  # no validation loss to choose an epoch by: the last one is kept
+            epochs_run=epochs,
+            best_epoch=epochs,  # no validation loss to choose an epoch by: the last one is kept
             stopped_early=False,
             seconds=seconds,
-            rows_per_second=len(frame) * options.epochs / seconds if seconds > 0 else 0.0,
+            rows_per_second=len(frame) * epochs / seconds if seconds > 0 else 0.0,
             history=history,
             privacy=self.privacy_,
         )
@@ -198,7 +199,8 @@ class GANSynthesizer(Synthesizer):
             return packed(generator(z, gan.temperature, rng))
 
         history, began = [], time.perf_counter()
-        for epoch in range(1, options.epochs + 1):
+        epochs = gan.epochs or options.epochs
+        for epoch in range(1, epochs + 1):
             started = time.perf_counter()
             for _ in range(max(1, rows // batch)):
                 for _ in range(gan.critic_steps):
