@@ -75,3 +75,14 @@ def test_dates_missing_values_and_identifiers_are_handled_and_the_score_is_repea
     shuffled = real.assign(late=rng.permutation(real["late"].to_numpy()))
     first, second = _score(real, shuffled, schema), _score(real, shuffled, schema)
     assert first == second < 0.8
+
+
+def test_a_constant_synthetic_column_leaves_its_pair_unscored_not_the_run_failed():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=2_000)
+    real = pd.DataFrame({"a": a, "b": 2 * a + 0.1 * rng.normal(size=2_000), "k": np.where(a > 0, "hi", "lo")})
+    schema = _schema(a=ColumnKind.NUMERICAL, b=ColumnKind.NUMERICAL, k=ColumnKind.CATEGORICAL)
+    flat = real.assign(b=1.0)
+    details = pair_trend_details(real, flat, schema).set_index(["column_1", "column_2"])
+    assert np.isnan(details.loc[("a", "b"), "score"]) and bool(details.loc[("a", "b"), "scored"])
+    assert _score(real, flat, schema) == pytest.approx(details["score"].dropna().mean())

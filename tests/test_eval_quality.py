@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import polars as pl
 import pytest
 
@@ -37,3 +39,13 @@ def test_out_of_range_and_unknown_values_lower_validity(heart):
     assert diagnostic["validity_scores"]["age"] == 0.0
     assert diagnostic["validity_scores"]["site"] == 0.0
     assert quality_scores(frame, broken, schema)["column_shape_scores"]["age"] < 0.05
+
+
+def test_a_column_the_synthetic_data_never_fills_scores_nan_and_the_rest_still_count(heart):
+    frame, schema = heart
+    empty = frame.copy()
+    empty["site"] = None
+    quality = quality_scores(frame, empty, schema)
+    assert math.isnan(quality["column_shape_scores"]["site"])
+    others = [v for k, v in quality["column_shape_scores"].items() if k != "site"]
+    assert quality["column_shapes"] == pytest.approx(sum(others) / len(others)) and quality["column_shapes"] > 0.99

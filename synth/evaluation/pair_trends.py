@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats.contingency import association
 from sdmetrics.column_pairs import ContingencySimilarity, CorrelationSimilarity
+from sdmetrics.errors import ConstantInputError, IncomputableMetricError
 from sdmetrics.utils import discretize_column
 
 from synth.config import ColumnKind
@@ -89,7 +90,7 @@ def _correlation_similarity(first: tuple[pd.Series, pd.Series], second: tuple[pd
         warnings.simplefilter("ignore")
         try:
             return float(CorrelationSimilarity.compute_breakdown(real, synthetic)["score"])
-        except (ValueError, TypeError):  # a constant synthetic column: no correlation to compare
+        except (ConstantInputError, IncomputableMetricError, ValueError):  # constant or empty: no correlation
             return float("nan")
 
 

@@ -13,9 +13,11 @@ Identifier columns are left out: synthetic ids are fresh by design.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pandas as pd
+from sdmetrics.errors import IncomputableMetricError
 from sdmetrics.single_column import KSComplement, TVComplement
 
 from synth.config import ColumnKind
@@ -39,7 +41,8 @@ def generate_report(report, real: pd.DataFrame, synthetic: pd.DataFrame, schema:
 def quality_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> dict:
     """Overall, per-property and per-column quality scores in [0, 1]."""
     per_column = column_shape_scores(real, synthetic, schema)
-    shapes = sum(per_column.values()) / len(per_column) if per_column else float("nan")
+    scored = [score for score in per_column.values() if not math.isnan(score)]
+    shapes = sum(scored) / len(scored) if scored else float("nan")
     pairs = pair_trends_score(pair_trend_details(real, synthetic, schema))
     return {
         "quality_score": (shapes + pairs) / 2,
@@ -50,7 +53,10 @@ def quality_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) 
 
 
 def column_shape_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> dict[str, float]:
-    """Per column: KSComplement for numbers and dates, TVComplement for categories (no identifiers)."""
+    """Per column: KSComplement for numbers and dates, TVComplement for categories (no identifiers).
+
+    A column one side holds no value of scores NaN and is left out of the mean, as in the report.
+    """
     metrics = {ColumnKind.NUMERICAL: KSComplement, ColumnKind.DATETIME: KSComplement,
                ColumnKind.CATEGORICAL: TVComplement, ColumnKind.BOOLEAN: TVComplement}
     scores = {}
@@ -58,5 +64,9 @@ def column_shape_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Sch
         warnings.simplefilter("ignore")
         for column in schema.columns:
             if column.kind in metrics:
-                scores[column.name] = float(metrics[column.kind].compute(real[column.name], synthetic[column.name]))
+                try:
+                    score = metrics[column.kind].compute(real[column.name], synthetic[column.name])
+                except IncomputableMetricError:
+                    score = float("nan")
+                scores[column.name] = float(score)
     return scores
