@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,3 +88,11 @@ def test_a_constant_synthetic_column_leaves_its_pair_unscored_not_the_run_failed
     details = pair_trend_details(real, flat, schema).set_index(["column_1", "column_2"])
     assert np.isnan(details.loc[("a", "b"), "score"]) and bool(details.loc[("a", "b"), "scored"])
     assert _score(real, flat, schema) == pytest.approx(details["score"].dropna().mean())
+
+
+def test_dates_held_as_python_objects_are_read_as_dates():
+    from synth.evaluation.pair_trends import as_number
+
+    column = pd.Series([dt.date(2020, 1, 1), None, dt.date(2020, 1, 2)], dtype=object)
+    numbers = as_number(column)
+    assert np.isnan(numbers[1]) and numbers[2] - numbers[0] == pytest.approx(86_400e9)

@@ -21,6 +21,7 @@ Reference: SDMetrics documentation, "Quality Report: What's included" (DataCebo)
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import warnings
 
@@ -51,7 +52,7 @@ def pair_trend_details(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Sche
     """
     columns = [c.name for c in schema.columns if c.kind in _SCORED]
     continuous = {c.name for c in schema.columns if c.kind in _CONTINUOUS}
-    numbers = {n: (_as_number(real[n]), _as_number(synthetic[n])) for n in continuous}
+    numbers = {n: (as_number(real[n]), as_number(synthetic[n])) for n in continuous}
     binned = {n: discretize_column(*numbers[n], num_discrete_bins=BINS) for n in continuous}
     discrete = {n: binned[n] if n in binned else (real[n].to_numpy(), synthetic[n].to_numpy()) for n in columns}
     codes = {n: pd.factorize(discrete[n][0], use_na_sentinel=False) for n in columns}
@@ -115,12 +116,16 @@ def _row(first: str, second: str, metric, strength: float, scored: bool) -> dict
             "real_association": strength, "scored": bool(scored)}
 
 
-def _as_number(column: pd.Series) -> pd.Series:
-    """Dates as nanoseconds (float, NaN for missing), numbers as floats."""
-    if pd.api.types.is_datetime64_any_dtype(column):
+def as_number(column: pd.Series) -> pd.Series:
+    """Dates (datetime64, or Python dates in an object column) as nanoseconds, numbers as floats; NaN for missing."""
+    if pd.api.types.is_datetime64_any_dtype(column) or (column.dtype == object and _holds_dates(column)):
         values = pd.to_datetime(column, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
         numbers = values.astype("int64").astype(float)
         numbers[np.isnat(values)] = np.nan
         return pd.Series(numbers, index=column.index)
     return pd.to_numeric(column, errors="coerce").astype(float)
 
+
+def _holds_dates(column: pd.Series) -> bool:
+    first = column.dropna()
+    return len(first) > 0 and isinstance(first.iloc[0], (dt.date, pd.Timestamp, np.datetime64))

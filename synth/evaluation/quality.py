@@ -21,7 +21,7 @@ from sdmetrics.errors import IncomputableMetricError
 from sdmetrics.single_column import KSComplement, TVComplement
 
 from synth.config import ColumnKind
-from synth.evaluation.pair_trends import pair_trend_details, pair_trends_score
+from synth.evaluation.pair_trends import as_number, pair_trend_details, pair_trends_score
 from synth.schema import Schema
 
 TABLE = "table"
@@ -64,8 +64,11 @@ def column_shape_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Sch
         warnings.simplefilter("ignore")
         for column in schema.columns:
             if column.kind in metrics:
+                real_values, synthetic_values = real[column.name], synthetic[column.name]
+                if metrics[column.kind] is KSComplement:  # dates held as Python objects too
+                    real_values, synthetic_values = as_number(real_values), as_number(synthetic_values)
                 try:
-                    score = metrics[column.kind].compute(real[column.name], synthetic[column.name])
+                    score = metrics[column.kind].compute(real_values, synthetic_values)
                 except IncomputableMetricError:
                     score = float("nan")
                 scores[column.name] = float(score)
