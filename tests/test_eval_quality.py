@@ -49,3 +49,11 @@ def test_a_column_the_synthetic_data_never_fills_scores_nan_and_the_rest_still_c
     assert math.isnan(quality["column_shape_scores"]["site"])
     others = [v for k, v in quality["column_shape_scores"].items() if k != "site"]
     assert quality["column_shapes"] == pytest.approx(sum(others) / len(others)) and quality["column_shapes"] > 0.99
+
+
+def test_a_table_without_column_pairs_scores_its_column_shapes(heart):
+    frame, schema = heart
+    one = schema.columns[[c.name for c in schema.columns].index("age")]
+    single = type(schema)(columns=(one,))
+    quality = quality_scores(frame[["age"]], frame[["age"]].sample(frac=1.0, random_state=0), single)
+    assert math.isnan(quality["column_pair_trends"]) and quality["quality_score"] == pytest.approx(1.0)

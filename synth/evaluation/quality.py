@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import pandas as pd
 from sdmetrics.errors import IncomputableMetricError
 from sdmetrics.single_column import KSComplement, TVComplement
@@ -45,7 +46,9 @@ def quality_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) 
     shapes = sum(scored) / len(scored) if scored else float("nan")
     pairs = pair_trends_score(pair_trend_details(real, synthetic, schema))
     return {
-        "quality_score": (shapes + pairs) / 2,
+        # The mean of the properties that could be scored, as the report's (a one-column table has no pairs).
+        "quality_score": float(np.nanmean([shapes, pairs])) if not (math.isnan(shapes) and math.isnan(pairs))
+        else float("nan"),
         "column_shapes": shapes,
         "column_pair_trends": pairs,
         "column_shape_scores": per_column,
