@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import warnings
 
-import numpy as np
 import pandas as pd
 from sdmetrics.errors import IncomputableMetricError
 from sdmetrics.single_column import KSComplement, TVComplement
@@ -42,13 +41,11 @@ def generate_report(report, real: pd.DataFrame, synthetic: pd.DataFrame, schema:
 def quality_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> dict:
     """Overall, per-property and per-column quality scores in [0, 1]."""
     per_column = column_shape_scores(real, synthetic, schema)
-    scored = [score for score in per_column.values() if not math.isnan(score)]
-    shapes = sum(scored) / len(scored) if scored else float("nan")
+    shapes = _mean_of_scored(per_column.values())
     pairs = pair_trends_score(pair_trend_details(real, synthetic, schema))
     return {
         # The mean of the properties that could be scored, as the report's (a one-column table has no pairs).
-        "quality_score": float(np.nanmean([shapes, pairs])) if not (math.isnan(shapes) and math.isnan(pairs))
-        else float("nan"),
+        "quality_score": _mean_of_scored([shapes, pairs]),
         "column_shapes": shapes,
         "column_pair_trends": pairs,
         "column_shape_scores": per_column,
@@ -76,3 +73,9 @@ def column_shape_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Sch
                     score = float("nan")
                 scores[column.name] = float(score)
     return scores
+
+
+def _mean_of_scored(scores) -> float:
+    """The mean of the scores that are not NaN (NaN when none is), as SDMetrics' reports average."""
+    kept = [score for score in scores if not math.isnan(score)]
+    return sum(kept) / len(kept) if kept else float("nan")
