@@ -10,14 +10,18 @@ An extract with an entity key is split into two levels:
 Dates are stored relative to the patient, so order and realistic lengths come back:
 
 * a date that follows another in (almost) every real row - admission -> discharge,
-  scheduled -> appointment, birth -> admission - is stored as the whole number of its
-  own time unit (day, second...) after its predecessor, the closest one when several
-  qualify, never negative; a declared ``inequality`` constraint forces the link;
+  scheduled -> appointment - is stored as the whole number of its own time unit (day,
+  second...) after its predecessor, the closest one when several qualify, never
+  negative; a declared ``inequality`` constraint forces the link;
+* a row-level date with no row-level predecessor is stored as its offset from the
+  patient's *anchor*, its first value (so the first event is at offset 0 and the others
+  follow it); the anchor belongs to the patient, like the static dates;
+* patient-level dates (static ones and anchors) link to each other by the same rule:
+  birth -> first admission (the age at it) -> death (the time from the first admission),
+  so a death is drawn with the admissions it follows, not decades after them; one with
+  no patient-level predecessor (e.g. birth) stays absolute;
 * other orders that hold in the real data (a death after every admission) are kept by
-  moving the later date forward where a synthetic row breaks them (``repair_orders``);
-* a row-level date with no predecessor is stored as its offset from the patient's
-  anchor (so the first event is at offset 0 and the others follow it);
-* a static date with no static predecessor (e.g. birth) stays absolute.
+  moving the later date forward where a synthetic row breaks them (``repair_orders``).
 
 ``age`` constraints derive a column from two dates after generation, so ages always
 agree with the birth date and the event date.
@@ -74,7 +78,11 @@ class EntityPlan:
 
     @property
     def anchors(self) -> list[str]:
-        return [link.parent for link in self.links if link.parent.startswith(ANCHOR)]
+        return list(dict.fromkeys(link.parent for link in self.links if link.parent.startswith(ANCHOR)))
+
+    def patient_level(self, name: str) -> bool:
+        """Whether ``name`` (a column or an anchor) takes one value per patient."""
+        return name in self.static or name.startswith(ANCHOR)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -172,27 +180,46 @@ def _constant_within(values: pd.Series, codes: np.ndarray) -> bool:
 
 
 def _link_dates(frame, codes, dates, static, units, declared, threshold) -> list[DateLink]:
-    """Each date's predecessor: declared ones first, then the closest one that (almost) always precedes it."""
-    # Earlier-on-average columns come first; a date may only follow an earlier one (no cycles).
-    order = sorted(dates, key=lambda d: (_median_ns(frame[d]), d))
-    rank = {d: i for i, d in enumerate(order)}
+    """Each date's predecessor: declared ones first, then the closest one that (almost) always precedes it.
+
+    Row-level dates link among themselves; one with no row-level predecessor hangs off its
+    patient's anchor. Patient-level dates - the static ones and the anchors - then link
+    among themselves (an anchor after a birth date, a death date after an anchor).
+    """
     forced = {c.high: c.low for c in declared}
-    links = []
-    for child in order:
-        candidates = []
-        for parent in order[: rank[child]] + ([forced[child]] if child in forced else []):
-            if child in static and parent not in static:
-                continue  # a patient-level date cannot hang off a row-level one
-            if not _defined_where(frame[parent], frame[child]):
-                continue
-            share, gap = follows(frame[parent], frame[child], units[child])
-            if parent == forced.get(child) or share >= threshold:
-                candidates.append((parent != forced.get(child), gap, parent))
-        if candidates:
-            links.append(DateLink(child, min(candidates)[2], units[child]))
-        elif child not in static:
-            links.append(DateLink(child, ANCHOR + child, units[child]))
+    row_dates = {d: frame[d] for d in dates if d not in static}
+    links, patient_dates = [], {d: frame[d] for d in dates if d in static}
+    for child, parent in _closest_predecessors(row_dates, forced, units, threshold).items():
+        if parent is None:
+            parent = ANCHOR + child
+            patient_dates[parent] = frame[child].groupby(codes).transform("min")
+            # a date declared after a patient-level one: its anchor is, so it is too
+            if child in forced and forced[child] in static:
+                forced[parent] = forced[child]
+        links.append(DateLink(child, parent, units[child]))
+    anchor_units = {ANCHOR + d: units[d] for d in dates}
+    for child, parent in _closest_predecessors(patient_dates, forced, units | anchor_units, threshold).items():
+        if parent is not None:
+            links.append(DateLink(child, parent, (units | anchor_units)[child]))
     return _topological(links)
+
+
+def _closest_predecessors(dates: dict, forced: dict, units: dict, threshold: float) -> dict:
+    """Each of ``dates`` (name -> values) -> the closest other one it (almost) always follows, or None."""
+    # Earlier-on-average columns come first; a date may only follow an earlier one (no cycles).
+    order = sorted(dates, key=lambda d: (_median_ns(dates[d]), d))
+    parents = {}
+    for rank, child in enumerate(order):
+        candidates = []
+        own = forced.get(child) if forced.get(child) in dates else None
+        for parent in order[:rank] + ([own] if own else []):
+            if not _defined_where(dates[parent], dates[child]):
+                continue
+            share, gap = follows(dates[parent], dates[child], units[child])
+            if parent == own or share >= threshold:
+                candidates.append((parent != own, gap, parent))
+        parents[child] = min(candidates)[2] if candidates else None
+    return parents
 
 
 def _median_ns(values: pd.Series) -> int:
@@ -239,19 +266,16 @@ def split_levels(frame: pd.DataFrame, keys: np.ndarray, plan: EntityPlan) -> Lev
 
     patients = frame.iloc[first][list(plan.static)].reset_index(drop=True)
     patients[ROWS] = np.log(np.bincount(codes))  # log scale: counts run from 1 to thousands
+    for anchor in plan.anchors:  # each patient's first value of the date
+        patients[anchor] = frame[anchor[len(ANCHOR) :]].groupby(codes).min().to_numpy()
+    absolute = patients.copy()
     rows = frame[list(plan.row)].copy()
     for link in plan.links:
-        if link.parent.startswith(ANCHOR):
-            anchor = frame[link.column].groupby(codes).min()
-            patients[link.parent] = anchor.to_numpy()
-            parent = anchor.to_numpy()[codes]
-        else:
-            parent = frame[link.parent].to_numpy()
-        steps = date_steps(frame[link.column], pd.Series(parent), link.unit_ns)
-        if link.column in plan.static:
-            patients[link.column] = steps[first]
-        else:
-            rows[link.column] = steps
+        if plan.patient_level(link.column):
+            patients[link.column] = date_steps(absolute[link.column], absolute[link.parent], link.unit_ns)
+            continue
+        parent = absolute[link.parent].to_numpy()[codes] if plan.patient_level(link.parent) else frame[link.parent]
+        rows[link.column] = date_steps(frame[link.column], pd.Series(parent), link.unit_ns)
     return Levels(patients=patients, rows=rows, patient_of_row=codes, position=position_features(codes))
 
 
@@ -278,9 +302,9 @@ def join_levels(
     for name in plan.static:
         out[name] = patients[name].to_numpy()[patient_of_row]
     for link in plan.links:
-        if link.column in plan.static:
+        if plan.patient_level(link.column):
             continue
-        parent = patients[link.parent].to_numpy()[patient_of_row] if link.parent.startswith(ANCHOR) else out[link.parent]
+        parent = patients[link.parent].to_numpy()[patient_of_row] if plan.patient_level(link.parent) else out[link.parent]
         out[link.column] = decode_steps(pd.Series(parent), out[link.column], link, plan.date_ranges if clip else {})
     for age in plan.derived:
         out[age.column] = derive_age(out[age.birth], out[age.at], age.top_code)
@@ -288,10 +312,10 @@ def join_levels(
 
 
 def decode_static(patients: pd.DataFrame, plan: EntityPlan, clip: bool = False) -> pd.DataFrame:
-    """The patient frame with its linked static dates decoded to absolute dates."""
+    """The patient frame with its linked static dates and anchors decoded to absolute dates."""
     patients = patients.copy()
-    for link in plan.links:
-        if link.column in plan.static:
+    for link in plan.links:  # in topological order: a parent is decoded before its children
+        if plan.patient_level(link.column):
             ranges = plan.date_ranges if clip else {}
             patients[link.column] = decode_steps(patients[link.parent], patients[link.column], link, ranges)
     return patients
@@ -308,7 +332,12 @@ def repair_orders(frame: pd.DataFrame, patient_of_row: np.ndarray, plan: EntityP
     codes = pd.Series(patient_of_row)
     # Linked dates hold their order by construction, until a repair moves the parent: so the
     # links are repaired too, or a discharge moved forward would leave its death time behind.
-    links = [(link.parent, link.column) for link in plan.links if not link.parent.startswith(ANCHOR)]
+    # Anchors are not columns: the orders a link through one stands for are in ``plan.orders``.
+    links = [
+        (link.parent, link.column)
+        for link in plan.links
+        if not (link.parent.startswith(ANCHOR) or link.column.startswith(ANCHOR))
+    ]
     pairs = list(plan.orders) + links
     for _ in range(len(pairs) + 1):
         changed = False
@@ -382,7 +411,10 @@ def level_schemas(schema: Schema, plan: EntityPlan) -> tuple[Schema, Schema]:
     def spec(name: str) -> ColumnSpec:
         return steps(name) if name in encoded else schema[name]
 
-    anchors = [ColumnSpec(a, ColumnKind.DATETIME, schema[a[len(ANCHOR) :]].arrow_type) for a in plan.anchors]
+    anchors = [
+        steps(a) if a in encoded else ColumnSpec(a, ColumnKind.DATETIME, schema[a[len(ANCHOR) :]].arrow_type)
+        for a in plan.anchors
+    ]
     patient_columns = [spec(n) for n in plan.static] + anchors + [ColumnSpec(ROWS, ColumnKind.NUMERICAL, "double")]
     row_columns = [spec(n) for n in plan.row]
     return Schema(columns=tuple(patient_columns)), Schema(columns=tuple(row_columns))

@@ -70,7 +70,8 @@ def test_static_columns_and_date_links_are_found(layout):
     assert set(plan.row) == {"admit", "discharge", "ward", "lab"}
     links = {link.column: link.parent for link in plan.links}
     assert links["discharge"] == "admit"  # admission -> discharge
-    assert links["admit"] == "born"  # the closest date that always precedes it: birth
+    # the first admission is the patient's anchor, at its age after birth; later ones follow it
+    assert links["admit"] == ANCHOR + "admit" and links[ANCHOR + "admit"] == "born"
     assert plan.units["admit"] == 60 * 10**9 and plan.units["born"] == 86_400 * 10**9
 
 

@@ -155,7 +155,9 @@ class PatientSynthesizer(Synthesizer):
         config, plan = self.config, self.plan_
         linked = {link.column for link in plan.links}
         overrides = {k: v for k, v in config.columns.items() if k not in linked}
-        overrides |= {a: config.columns[a[len(ANCHOR) :]] for a in plan.anchors if a[len(ANCHOR) :] in config.columns}
+        overrides |= {
+            a: config.columns[a[len(ANCHOR) :]] for a in plan.anchors if a[len(ANCHOR) :] in config.columns and a not in linked
+        }
         epsilon, delta = budget.transforms
         declared = dp_domain.declared_public(patient_schema.modelled, overrides)
         rows_per_patient = (0.0, math.log(config.entity.max_rows_per_entity))
