@@ -190,6 +190,11 @@ class ModelOptions(_Strict):
     )
     gan: GanOptions = Field(default_factory=GanOptions, description="used by wgan-gp only")
 
+    @property
+    def planned_epochs(self) -> int:
+        """The epochs the chosen model trains for at most (the GAN may have its own)."""
+        return (self.gan.epochs or self.epochs) if self.name == "wgan-gp" else self.epochs
+
 
 class PrivacyOptions(_Strict):
     """Differential privacy through Opacus (off unless ``epsilon`` is set)."""

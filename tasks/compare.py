@@ -45,7 +45,7 @@ def run_one_variant(
     try:  # an interrupted fit resumes from its checkpoints, the DP releases beside them (never spent twice)
         settings = variant.config(config)
         key = training_key(prepared.version, settings, code_version())
-        options = {"on_epoch": EpochProgress(settings.model.epochs),
+        options = {"on_epoch": EpochProgress(settings.model.planned_epochs),
                    "checkpoint_dir": str(work.sub("checkpoints") / key)}
     except SynthError:
         pass  # run_variant reports the bad settings in the row

@@ -47,7 +47,7 @@ def train_model(prepared: Prepared, config: PipelineConfig, model_dir: str, work
     synthesizer.fit(
         table,
         schema,
-        on_epoch=EpochProgress(config.model.epochs),
+        on_epoch=EpochProgress(config.model.planned_epochs),
         checkpoint_dir=str(work.sub("checkpoints") / key),
     )
     synthesizer.save(model_dir)

@@ -175,3 +175,6 @@ def test_the_gan_can_have_its_own_number_of_epochs():
     config = parse_config({"seed": 2, "model": {"name": "wgan-gp", **FAST, "epochs": 5, "gan": {"epochs": 2}}})
     model = synthesizer_for(config, infer_schema(table, config)).fit(table, infer_schema(table, config))
     assert model.training_.epochs_run == 2 and [s.epoch for s in model.training_.history] == [1, 2]
+    # what the progress lines count to; the VAE's own stays model.epochs
+    assert config.model.planned_epochs == 2
+    assert parse_config({"model": {"epochs": 5, "gan": {"epochs": 2}}}).model.planned_epochs == 5

@@ -156,7 +156,7 @@ class GANSynthesizer(Synthesizer):
         if self.config.privacy.enabled:
             raise ConfigError(f"model {self.name} has no differential privacy; use vae or patient-vae")
         seed, options = self.config.seed, self.config.model
-        epochs = options.gan.epochs or options.epochs
+        epochs = options.planned_epochs
         frame = to_model_frame(table, self.schema_)
         self.transformer_ = TableTransformer(self.config.transforms, seed=seed).fit(frame, self.schema_)
         matrix = torch.as_tensor(self.transformer_.transform(frame, np.random.default_rng([seed, 0x7A])))
@@ -199,7 +199,7 @@ class GANSynthesizer(Synthesizer):
             return packed(generator(z, gan.temperature, rng))
 
         history, began = [], time.perf_counter()
-        epochs = gan.epochs or options.epochs
+        epochs = options.planned_epochs
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
             for _ in range(max(1, rows // batch)):
