@@ -187,6 +187,7 @@ def _link_dates(frame, codes, dates, static, units, declared, threshold) -> list
     among themselves (an anchor after a birth date, a death date after an anchor).
     """
     forced = {c.high: c.low for c in declared}
+    units = units | {ANCHOR + d: units[d] for d in dates}  # an anchor keeps its date's unit
     row_dates = {d: frame[d] for d in dates if d not in static}
     links, patient_dates = [], {d: frame[d] for d in dates if d in static}
     for child, parent in _closest_predecessors(row_dates, forced, units, threshold).items():
@@ -197,10 +198,9 @@ def _link_dates(frame, codes, dates, static, units, declared, threshold) -> list
             if child in forced and forced[child] in static:
                 forced[parent] = forced[child]
         links.append(DateLink(child, parent, units[child]))
-    anchor_units = {ANCHOR + d: units[d] for d in dates}
-    for child, parent in _closest_predecessors(patient_dates, forced, units | anchor_units, threshold).items():
+    for child, parent in _closest_predecessors(patient_dates, forced, units, threshold).items():
         if parent is not None:
-            links.append(DateLink(child, parent, (units | anchor_units)[child]))
+            links.append(DateLink(child, parent, units[child]))
     return _topological(links)
 
 
