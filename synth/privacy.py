@@ -70,16 +70,18 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from opacus import PrivacyEngine
-from opacus.data_loader import DPDataLoader
 from torch.utils.data import Dataset
 
 from synth.config import PrivacyOptions
 from synth.errors import PrivacyError
 from synth.io.atomic import write_json_atomic
+
+if TYPE_CHECKING:
+    from opacus.data_loader import DPDataLoader
 
 COVERS = [
     "network weights (all gradient updates, DP-SGD)",
@@ -380,6 +382,8 @@ class PrivateTraining:
 
     def __init__(self, budget: TrainingBudget):
         self.budget = budget
+        from opacus import PrivacyEngine  # here, not at the top: sampling never loads Opacus (~1 s)
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "secure RNG turned off": our generators are keyed from secrets
             self.engine = PrivacyEngine(accountant=budget.accountant)
@@ -402,6 +406,8 @@ class PrivateTraining:
         The returned loss takes the model's per-unit losses and performs Opacus's
         two-pass ghost-clipping backward.
         """
+        from opacus.data_loader import DPDataLoader
+
         steps = self.steps_per_epoch(batch_size)
         loader = DPDataLoader(
             dataset,

@@ -19,7 +19,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.mixture import BayesianGaussianMixture
 from rdt.transformers.datetime import OptimizedTimestampEncoder
 from rdt.transformers.numerical import ClusterBasedNormalizer
 
@@ -48,6 +47,8 @@ class SeededClusterNormalizer(ClusterBasedNormalizer):
         # RDT's fit, with the mixture fitted on at most GMM_ROWS values (the modes of a
         # column are clear long before 50k rows) and with diagonal covariances, the same
         # model in one dimension without the per-component Cholesky loops: ~10x faster.
+        from sklearn.mixture import BayesianGaussianMixture  # here: reversing transforms never needs it (~1 s)
+
         super(ClusterBasedNormalizer, self)._fit(data)  # FloatFormatter: dtype, bounds, rounding, nulls
         values = super(ClusterBasedNormalizer, self)._transform(data)
         values = values[:, 0] if values.ndim > 1 else values

@@ -13,7 +13,7 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from synth.models.network import HEAD_CLASSES, TAIL_GROUPS, MixedVAE, group_classes
+from synth.models.network import HEAD_CLASSES, SAMPLE_BLOCK_ROWS, TAIL_GROUPS, MixedVAE, group_classes
 from synth.transforms import Segment
 
 ROWS = 200_000
@@ -87,6 +87,22 @@ def test_one_uniform_per_categorical_value_and_seeded():
     torch.randn((1_000, 1), generator=expected)
     torch.rand((1_000, len(LOGITS)), generator=expected, dtype=torch.float64)
     assert torch.equal(torch.rand(8, generator=used), torch.rand(8, generator=expected))
+
+
+def test_the_compiled_cpu_draw_gives_the_tensor_draws_labels():
+    """The CPU's numba passes and the tensor version (CUDA's) draw the same label for every
+    row and segment: random logits of every segment size here, over a row count that leaves
+    a short last block."""
+    net = known_network()
+    rows = 3 * SAMPLE_BLOCK_ROWS + 77
+    logits = 8.0 * torch.randn((rows, sum(net.head_sizes)), generator=torch.Generator().manual_seed(2))
+    compiled = net._draw_labels(logits, torch.Generator().manual_seed(4))
+    tensor = net._draw_labels_tensor(logits, torch.Generator().manual_seed(4))
+    assert compiled.shape == (rows, len(LOGITS))
+    assert torch.equal(compiled, tensor)
+    assert len(torch.unique(compiled[:, 3])) > 300  # the wide segment's draws spread over its classes
+    other = net._draw_labels(logits, torch.Generator().manual_seed(5))
+    assert not torch.equal(compiled, other)
 
 
 # -- frequency-grouped heads --------------------------------------------------------------------

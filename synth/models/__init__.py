@@ -2,33 +2,45 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from synth.artifact import check_plain_files, read_json
 from synth.config import PipelineConfig
 from synth.errors import ConfigError, ModelError
 from synth.models.base import MODEL_JSON, Synthesizer
-from synth.models.copula import GaussianCopulaSynthesizer
-from synth.models.gan import GANSynthesizer
-from synth.models.marginals import IndependentSynthesizer
 from synth.models.patient import PatientSynthesizer
-from synth.models.pca import PCASynthesizer
-from synth.models.smote import SMOTESynthesizer
 from synth.models.vae import VAESynthesizer
 from synth.schema import Schema
 
-REGISTRY: dict[str, type[Synthesizer]] = {
-    cls.name: cls
-    for cls in (
-        VAESynthesizer,
-        PatientSynthesizer,
-        IndependentSynthesizer,
-        GaussianCopulaSynthesizer,
-        PCASynthesizer,
-        SMOTESynthesizer,
-        GANSynthesizer,
-    )
-}
+
+class _Registry(dict):
+    """Name -> synthesizer class; a baseline given as ``"module:Class"`` is imported when first asked for.
+
+    So loading a VAE (a sampling worker, the CLI) does not import scikit-learn and SciPy for
+    the baselines (~1.5 s of a worker's start).
+    """
+
+    def __getitem__(self, name: str) -> type[Synthesizer]:
+        found = super().__getitem__(name)
+        if isinstance(found, str):
+            module, _, attribute = found.partition(":")
+            found = getattr(importlib.import_module(module), attribute)
+            self[name] = found
+        return found
+
+
+REGISTRY: dict[str, type[Synthesizer]] = _Registry(
+    {
+        VAESynthesizer.name: VAESynthesizer,
+        PatientSynthesizer.name: PatientSynthesizer,
+        "independent": "synth.models.marginals:IndependentSynthesizer",
+        "gaussian-copula": "synth.models.copula:GaussianCopulaSynthesizer",
+        "pca": "synth.models.pca:PCASynthesizer",
+        "smote": "synth.models.smote:SMOTESynthesizer",
+        "wgan-gp": "synth.models.gan:GANSynthesizer",
+    }
+)
 
 
 def get_synthesizer(name: str) -> type[Synthesizer]:
