@@ -302,8 +302,9 @@ class EvaluationOptions(_Strict):
     )
     workers: Annotated[int, Field(ge=1)] = Field(
         default=1,
-        description="processes sharing the closest-record distances by blocks of rows (the same numbers for any "
-        "count; each costs a process start, worth it from about 100,000 distance_rows)",
+        description="processes sharing the closest-record distances and the attacks' nearest-neighbour searches by "
+        "blocks of rows (the same numbers for any count; each costs a process start, worth it from about "
+        "100,000 distance_rows)",
     )
     propensity_rows: Annotated[int, Field(ge=100)] = Field(default=20_000, description="rows per side for pMSE")
     attack_rows: Annotated[int, Field(ge=10)] = Field(

@@ -139,3 +139,20 @@ def test_attribute_inference_known_accuracies():
                                      train_patients=np.arange(100), holdout_patients=patients)
     column = by_patient["attribute_disclosure"]["columns"]["s"]
     assert column["holdout_accuracy"] == 0.5 and by_patient["attribute_disclosure"]["unit"] == "patient"
+
+
+def test_the_attacks_give_the_same_numbers_in_worker_processes(data):
+    """evaluation.workers shares the attacks' nearest-neighbour searches (2,000 membership
+    targets, 1,500 members and 1,500 non-members for the attribute attack: two query blocks
+    each, over two processes) without
+    changing a number."""
+    layout, train, holdout, fresh = data
+    membership = [membership_inference(train, holdout, fresh, rows=1_500, reference_rows=2_000,
+                                       rng=np.random.default_rng(1), workers=w) for w in (1, 2)]
+    assert membership[0] == membership[1]
+    assert membership[0]["membership_inference"]["members"] == 1_000  # half the holdout: the other half is the population
+    sensitive = ["A1Cresult", "num_medications"]
+    attribute = [attribute_inference(layout, sensitive, train, holdout, train, 1_500, 2_000, np.random.default_rng(2),
+                                     workers=w) for w in (1, 2)]
+    assert attribute[0] == attribute[1]
+    assert attribute[0]["attribute_disclosure"]["columns"]["A1Cresult"]["member_accuracy"] == 1.0

@@ -204,11 +204,11 @@ def evaluate(
     with timed("membership"):
         metrics |= membership_inference(train, held, synthetic_pool, options.attack_rows,
                                         options.attack_reference_rows, rngs["membership"],
-                                        holdout_patients, train_patients)
+                                        holdout_patients, train_patients, options.workers)
     with timed("attribute"):
         metrics |= attribute_inference(layout, options.sensitive, train, held, synthetic_pool, options.attack_rows,
                                        options.attack_reference_rows, rngs["attribute"], train_patients,
-                                       holdout_patients)
+                                       holdout_patients, options.workers)
     with timed("utility"):
         predictions = None
         if options.target:

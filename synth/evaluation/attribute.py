@@ -46,12 +46,14 @@ def attribute_inference(
     rng: np.random.Generator,
     train_patients: np.ndarray | None = None,
     holdout_patients: np.ndarray | None = None,
+    workers: int = 1,
 ) -> dict:
     """Per sensitive column: member, holdout and baseline accuracy and the advantage.
 
     Args:
         train_patients, holdout_patients: each row's patient code, when the table has an
             entity key: targets are then drawn, and accuracies averaged, by patient.
+        workers: processes sharing the nearest-neighbour searches (the same numbers for any count).
     """
     if not sensitive:
         return {"attribute_disclosure": {"skipped": "no sensitive columns declared (evaluation.sensitive)"}}
@@ -70,8 +72,8 @@ def attribute_inference(
     synthetic = synthetic.take(sample_indices(len(synthetic), reference_rows, rng))
     qi = [frame.select(num_keep, cat_keep) for frame in (members, non_members, synthetic)]
     scale = GowerScale.fit(qi[0], qi[1])
-    member_match = nearest(qi[0], qi[2], scale, k=1)[1][:, 0]
-    holdout_match = nearest(qi[1], qi[2], scale, k=1)[1][:, 0] if len(non_members) else np.empty(0, np.int64)
+    member_match = nearest(qi[0], qi[2], scale, k=1, workers=workers)[1][:, 0]
+    holdout_match = nearest(qi[1], qi[2], scale, k=1, workers=workers)[1][:, 0] if len(non_members) else np.empty(0, np.int64)
     columns = {}
     for name in sensitive:
         truth_of, guess_of, baseline, right = _column(layout, name, train)

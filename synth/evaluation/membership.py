@@ -49,6 +49,7 @@ def membership_inference(
     rng: np.random.Generator,
     holdout_patients: np.ndarray | None = None,
     train_patients: np.ndarray | None = None,
+    workers: int = 1,
 ) -> dict:
     """AUCs of the distance and density attacks (per row, and per patient), and the sizes used.
 
@@ -58,6 +59,7 @@ def membership_inference(
             non-member's own rows.
         train_patients: the training rows' patient codes; with ``holdout_patients`` the
             targets are drawn as whole patients and the patient-level attacks run.
+        workers: processes sharing the nearest-neighbour searches (the same numbers for any count).
     """
     non_member_pool, population_rows = _halves(len(holdout), holdout_patients, rng)
     by_patient = train_patients is not None and holdout_patients is not None
@@ -81,9 +83,9 @@ def membership_inference(
     is_member = np.concatenate([np.ones(len(members)), np.zeros(len(non_members))])
     # The ruler comes from real rows only: a synthetic outlier must not shrink every distance.
     scale = GowerScale.fit(targets, population)
-    to_synthetic = nearest(targets, synthetic, scale, k=K_DENSITY)[0].astype(np.float64)
+    to_synthetic = nearest(targets, synthetic, scale, k=K_DENSITY, workers=workers)[0].astype(np.float64)
     k = min(K_DENSITY, len(population))
-    to_population = nearest(targets, population, scale, k=k)[0].astype(np.float64)
+    to_population = nearest(targets, population, scale, k=k, workers=workers)[0].astype(np.float64)
     eps = 1e-9  # a target at radius 0 from k synthetic rows is maximally suspicious, not undefined
     scores = {
         "distance": -to_synthetic[:, 0],

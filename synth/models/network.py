@@ -264,8 +264,8 @@ class MixedVAE(nn.Module):
         """(n, H) logits -> (n, D) head labels, one draw from softmax(logits) per segment.
 
         On the CPU the compiled passes of :mod:`synth.models.softmax_draw` do what
-        :meth:`_draw_labels_tensor` does, with the same arithmetic and the same uniforms
-        (so the same labels), in about a third of its time.
+        :meth:`_draw_labels_tensor` does, with the same uniforms and the same labels (see
+        that module), in about half its time.
         """
         if logits.device.type != "cpu":
             return self._draw_labels_tensor(logits, generator)
