@@ -144,8 +144,7 @@ def test_attribute_inference_known_accuracies():
 def test_the_attacks_give_the_same_numbers_in_worker_processes(data):
     """evaluation.workers shares the attacks' nearest-neighbour searches (2,000 membership
     targets, 1,500 members and 1,500 non-members for the attribute attack: two query blocks
-    each, over two processes) without
-    changing a number."""
+    each, over two processes) without changing a number."""
     layout, train, holdout, fresh = data
     membership = [membership_inference(train, holdout, fresh, rows=1_500, reference_rows=2_000,
                                        rng=np.random.default_rng(1), workers=w) for w in (1, 2)]
