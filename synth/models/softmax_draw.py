@@ -22,6 +22,10 @@ same order, float64 sums) except that the sums start at each segment rather than
 the whole row: the labels agree wherever float64 rounding does not decide, i.e. everywhere
 measured (4.8M diabetes-130 draws; ``tests/test_network.py`` checks a sample of random
 logits). CUDA keeps the tensor version.
+
+numba caches the compiled passes beside this file (``__pycache__``) or, where that is not
+writable, under ``NUMBA_CACHE_DIR`` / the user's cache folder; the worker image compiles
+them when it is built (``docker/Dockerfile.cpu``).
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ from numba import njit
 TILE = 16  # rows x logits per step of the transpose: both sides stay in cache lines
 
 
-@njit(cache=True, nogil=True, fastmath={"nnan", "ninf"})
+# Explicit signatures: compiled (or loaded from numba's cache) when this module is imported,
+# and an input of another layout is an error rather than a slower second compilation.
+@njit("void(float32[:, ::1], int64[::1], int64[::1], float32[:, ::1])", cache=True, nogil=True,
+      fastmath={"nnan", "ninf"})
 def _shift(rows, starts, sizes, out):  # pragma: no cover - compiled
     block, width = rows.shape
     for r0 in range(0, block, TILE):
@@ -57,7 +64,7 @@ def _shift(rows, starts, sizes, out):  # pragma: no cover - compiled
                 logits[r] -= peak[r]
 
 
-@njit(cache=True, nogil=True)
+@njit("void(float32[:, ::1], float64[:, ::1], int64[::1], int64[::1], int64[:, ::1])", cache=True, nogil=True)
 def _pick(weights, uniforms, starts, sizes, labels):  # pragma: no cover - compiled
     block = weights.shape[1]
     target = np.empty(block, np.float64)
