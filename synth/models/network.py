@@ -45,8 +45,9 @@ LOG_SCALE_MAX = math.log(1.0)
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 #: Output weights at the start, as a share of their random init, when heads start at marginals.
 MARGINAL_START_WEIGHT = 0.1
-#: Rows whose categorical labels are drawn at a time when sampling on CPU (~8 MB of float64
-#: running sums for 2,000 classes: stays in cache).
+#: Rows whose categorical labels are drawn at a time on the CPU: one uniform block per this
+#: many rows in both draws (so they agree label for label); the compiled draw's segment-major
+#: block is then ~1 MB of float32 weights for diabetes-130's 558 logits (stays in cache).
 SAMPLE_BLOCK_ROWS = 512
 #: A discrete segment wider than this (with known class counts) gets a frequency-grouped head:
 #: its HEAD_CLASSES most frequent classes one logit each, the rest as TAIL_GROUPS groups.
@@ -294,7 +295,8 @@ class MixedVAE(nn.Module):
         That is one uniform per categorical value, where Gumbel-max needed one uniform
         and two logarithms per class. The running sum is float64: with float32 its
         rounding (~1e-7 of a sum of up to K) would blur classes rarer than ~1e-4.
-        On CPU rows go in blocks that stay in cache.
+        On CPU (where it is the reference the compiled draw is tested against) rows go in
+        the compiled draw's blocks, drawing the same uniforms.
         """
         n, segments = logits.shape[0], len(self.head_sizes)
         device = logits.device
